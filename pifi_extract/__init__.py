@@ -1,0 +1,37 @@
+"""pifi_extract: read one decoder layer of a Hugging Face LLM (Hub range reads or a local folder) into a
+small, self-describing safetensors artifact."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("pifi")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+from .artifact import ArtifactInfo, load_artifact_tensors, read_artifact, verify_artifact  # noqa: E402
+from .errors import PifiError  # noqa: E402
+from .extract import (  # noqa: E402
+    ExtractResult,
+    extract_layer,
+    extract_layers,
+    open_source,
+    plan_layers,
+    write_artifact,
+)
+
+__all__ = [
+    "__version__",
+    "ArtifactInfo",
+    "ExtractResult",
+    "PifiError",
+    "extract_layer",
+    "extract_layers",
+    "load_artifact_tensors",
+    "open_source",
+    "plan_layers",
+    "read_artifact",
+    "verify_artifact",
+    "write_artifact",
+]

@@ -47,6 +47,10 @@ class UnsupportedModelError(PifiError, ValueError):
     """An architecture pifi does not know, one that needs remote code, or pickle-only weights."""
 
 
+class StorageError(PifiError, OSError):
+    """Writing failed: folder not writable, disk full, or another I/O error on our side."""
+
+
 class LayerIndexError(PifiError, IndexError):
     """A layer index outside the model's range."""
 
@@ -67,10 +71,6 @@ class ConfigError(PifiError, ValueError):
     """Invalid options or input data (training files, task names, devices...)."""
 
 
-class InterruptedError_(PifiError, KeyboardInterrupt):
-    """The user interrupted the run; nothing partial was left behind."""
-
-
 __all__ = [
     "PifiError",
     "SourceNotFoundError",
@@ -78,6 +78,7 @@ __all__ = [
     "OfflineError",
     "NetworkError",
     "UnsupportedModelError",
+    "StorageError",
     "LayerIndexError",
     "CorruptFileError",
     "ArtifactError",

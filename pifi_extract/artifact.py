@@ -1,0 +1,150 @@
+"""The pifi layer artifact: one self-describing ``.safetensors`` file per layer.
+
+Tensors are named relative to the layer (``self_attn.q_proj.weight``, exactly
+the decoder layer's ``state_dict()`` keys); the model's final norm sits under
+``final_norm.``. ``__metadata__`` holds the format version, the pifi version,
+the model's complete ``config.json`` (JSON), the provenance (JSON) and the
+sha256 of the data section (every byte after the header).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactError, SourceNotFoundError
+from .safetensors_header import PREFIX_BYTES, header_length, parse_header
+
+FORMAT_VERSION = 1
+FINAL_NORM_PREFIX = "final_norm."
+METADATA_KEYS = {
+    "format": "pifi.format",
+    "version": "pifi.version",
+    "config": "pifi.config",
+    "provenance": "pifi.provenance",
+    "data_sha256": "pifi.data_sha256",
+}
+# Same length as a real hex digest, so the header can be patched in place once the data is written.
+DATA_HASH_PLACEHOLDER = "0" * 64
+HASH_CHUNK = 16 << 20
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """What an artifact's header says, read without touching its data."""
+
+    path: Path
+    format_version: int
+    pifi_version: str
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    data_sha256: str
+    tensors: dict[str, tuple[str, tuple[int, ...]]]  # name -> (safetensors dtype, shape)
+    data_start: int
+    size: int
+
+    @property
+    def model_type(self) -> str:
+        return str(self.config.get("model_type"))
+
+    @property
+    def layer_index(self) -> int:
+        return int(self.provenance["layer_index"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.provenance["num_layers"])
+
+    @property
+    def num_parameters(self) -> int:
+        """Parameters of the layer itself (the final norm not counted)."""
+        total = 0
+        for name, (_, shape) in self.tensors.items():
+            if not name.startswith(FINAL_NORM_PREFIX):
+                n = 1
+                for d in shape:
+                    n *= d
+                total += n
+        return total
+
+
+def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:
+    """Parse an artifact's header; raise :class:`ArtifactError` if it is not a pifi artifact."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceNotFoundError(f"artifact {str(path)!r} does not exist", "run `pifi extract` or check the path")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        try:
+            n = header_length(fh.read(PREFIX_BYTES), size, str(path))
+            header = parse_header(fh.read(n), size, str(path))
+        except Exception as err:
+            raise ArtifactError(f"{path} is not a pifi artifact ({err})", "extract it again with `pifi extract`") from None
+    meta = header.metadata
+    if METADATA_KEYS["format"] not in meta:
+        raise ArtifactError(
+            f"{path} is a safetensors file but not a pifi artifact (no {METADATA_KEYS['format']} metadata)",
+            "make one with `pifi extract --llm MODEL --layer -1`",
+        )
+    try:
+        version = int(meta[METADATA_KEYS["format"]])
+        config = json.loads(meta[METADATA_KEYS["config"]])
+        provenance = json.loads(meta[METADATA_KEYS["provenance"]])
+        digest = meta[METADATA_KEYS["data_sha256"]]
+    except (KeyError, ValueError) as err:
+        raise ArtifactError(f"{path}: damaged pifi metadata ({err})", "extract it again with `pifi extract`") from None
+    if version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} uses artifact format {version}, newer than this pifi understands ({FORMAT_VERSION})",
+            "upgrade pifi: pip install -U pifi",
+        )
+    return ArtifactInfo(
+        path=path,
+        format_version=version,
+        pifi_version=meta.get(METADATA_KEYS["version"], "?"),
+        config=config,
+        provenance=provenance,
+        data_sha256=digest,
+        tensors={name: (e.dtype, e.shape) for name, e in header.tensors.items()},
+        data_start=header.data_start,
+        size=size,
+    )
+
+
+def data_sha256(path: str | os.PathLike[str], data_start: int) -> str:
+    """sha256 of every byte after the header."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(data_start)
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_artifact(path_or_info: str | os.PathLike[str] | ArtifactInfo) -> ArtifactInfo:
+    """Recompute the data hash; raise :class:`ArtifactError` on a mismatch."""
+    info = path_or_info if isinstance(path_or_info, ArtifactInfo) else read_artifact(path_or_info)
+    actual = data_sha256(info.path, info.data_start)
+    if actual != info.data_sha256:
+        raise ArtifactError(
+            f"{info.path} is corrupt: data sha256 {actual[:12]}… does not match the recorded {info.data_sha256[:12]}…",
+            "delete it (`pifi cache rm`) and extract it again",
+        )
+    return info
+
+
+def load_artifact_tensors(
+    path: str | os.PathLike[str], device: str = "cpu", verify: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(layer state dict, final-norm state dict with the prefix stripped), optionally verified first."""
+    from safetensors.torch import load_file
+
+    info = verify_artifact(path) if verify else read_artifact(path)
+    tensors = load_file(str(info.path), device=str(device))
+    layer = {k: v for k, v in tensors.items() if not k.startswith(FINAL_NORM_PREFIX)}
+    norm = {k[len(FINAL_NORM_PREFIX) :]: v for k, v in tensors.items() if k.startswith(FINAL_NORM_PREFIX)}
+    return layer, norm

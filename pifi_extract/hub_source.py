@@ -1,0 +1,207 @@
+"""A Hub model repo, pinned to one commit, read by HTTP range requests.
+
+All requests go through huggingface_hub's own session, URL and header helpers,
+so ``HF_ENDPOINT``, ``HF_TOKEN`` / the saved login token and ``HF_HUB_OFFLINE``
+behave exactly as in huggingface_hub. A range read checks every response
+(206, exact ``Content-Range`` and length, one ETag per file throughout) and
+resumes a dropped body from the byte where it stopped, with bounded retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import httpx2
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, get_session, hf_hub_url
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+
+from .errors import AccessDeniedError, NetworkError, OfflineError, SourceNotFoundError
+
+RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+def default_backoff() -> float:
+    """Base seconds between retries (``PIFI_HTTP_BACKOFF``; doubled each try)."""
+    return float(os.environ.get("PIFI_HTTP_BACKOFF", "0.5"))
+
+
+@contextlib.contextmanager
+def hub_errors(repo_id: str, revision: str | None, path: str | None = None) -> Iterator[None]:
+    """Turn huggingface_hub's exceptions into pifi's one-line errors."""
+    what = f"{repo_id}/{path}" if path else repo_id
+    try:
+        yield
+    except GatedRepoError:
+        raise AccessDeniedError(
+            f"{repo_id} is gated and this token has no access",
+            f"request access on its Hub page, then log in with `hf auth login` or pass --token / set HF_TOKEN",
+        ) from None
+    except RepositoryNotFoundError:
+        raise SourceNotFoundError(
+            f"repository {repo_id!r} not found, or private and this token cannot see it",
+            "check the repo id; for a private repo log in with `hf auth login` or pass --token",
+        ) from None
+    except RevisionNotFoundError:
+        raise SourceNotFoundError(
+            f"revision {revision!r} not found in {repo_id}", "pass an existing branch, tag or commit sha to --revision"
+        ) from None
+    except EntryNotFoundError:
+        raise SourceNotFoundError(f"file {what!r} not found at revision {revision or 'main'}") from None
+    except OfflineModeIsEnabled:
+        raise OfflineError(
+            f"HF_HUB_OFFLINE=1 and {repo_id} is not available locally",
+            "unset HF_HUB_OFFLINE, or use a cached artifact or a local model folder",
+        ) from None
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        if status in (401, 403):
+            raise AccessDeniedError(
+                f"access to {what} denied (HTTP {status})", "log in with `hf auth login` or pass --token / set HF_TOKEN"
+            ) from None
+        raise NetworkError(f"the Hub answered HTTP {status} for {what}", "try again later") from None
+    except httpx2.TransportError as err:
+        raise NetworkError(f"cannot reach the Hub for {what}: {err}", "check the network or HF_ENDPOINT") from None
+
+
+class HubSource:
+    """Files of ``repo_id`` at the commit that ``revision`` resolves to (one metadata request)."""
+
+    kind = "hub"
+
+    def __init__(
+        self,
+        repo_id: str,
+        revision: str | None = None,
+        *,
+        token: str | bool | None = None,
+        max_retries: int = 5,
+        backoff: float | None = None,
+    ) -> None:
+        self.name = repo_id
+        self.revision = revision
+        self.token = token
+        self.max_retries = max_retries
+        self.backoff = default_backoff() if backoff is None else backoff
+        with hub_errors(repo_id, revision):
+            info = HfApi(endpoint=constants.ENDPOINT).model_info(repo_id, revision=revision, token=token)
+        self.commit: str = info.sha  # type: ignore[assignment]
+        self._files = sorted(s.rfilename for s in (info.siblings or []))
+        card = info.card_data.to_dict() if info.card_data is not None else {}
+        self.license: str | None = card.get("license")
+        self._meta: dict[str, tuple[int, str | None]] = {}
+        self._etags_seen: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # -- metadata -------------------------------------------------------------------------------
+    def files(self) -> list[str]:
+        return list(self._files)
+
+    def _url(self, path: str) -> str:
+        return hf_hub_url(self.name, path, revision=self.commit, endpoint=constants.ENDPOINT)
+
+    def _metadata(self, path: str) -> tuple[int, str | None]:
+        if path not in self._meta:
+            with hub_errors(self.name, self.revision, path):
+                meta = get_hf_file_metadata(self._url(path), token=self.token, retry_on_errors=True)
+            if meta.size is None:
+                raise NetworkError(f"the Hub did not report the size of {self.name}/{path}", "try again later")
+            self._meta[path] = (meta.size, meta.etag)
+        return self._meta[path]
+
+    def size(self, path: str) -> int:
+        return self._metadata(path)[0]
+
+    def etag(self, path: str) -> str | None:
+        return self._metadata(path)[1]
+
+    # -- data -----------------------------------------------------------------------------------
+    def read(self, path: str, start: int, end: int, *, progress: Callable[[int], None] | None = None) -> bytes:
+        """Bytes ``[start, end)`` of ``path``, resuming dropped bodies; raises NetworkError past the retry budget."""
+        buf = bytearray(end - start)
+        pos, failures = start, 0
+        while pos < end:
+            try:
+                pos = self._read_once(path, buf, start, pos, end, progress)
+            except _Retryable as err:
+                failures += 1
+                if failures > self.max_retries:
+                    raise NetworkError(
+                        f"reading {self.name}/{path} failed {failures} times ({err})",
+                        "the network keeps dropping; try again later (completed work is not kept)",
+                    ) from None
+                if self.backoff:
+                    time.sleep(self.backoff * 2 ** (failures - 1))
+        return bytes(buf)
+
+    def _read_once(
+        self, path: str, buf: bytearray, start: int, pos: int, end: int, progress: Callable[[int], None] | None
+    ) -> int:
+        headers = build_hf_headers(token=self.token)
+        headers["Range"] = f"bytes={pos}-{end - 1}"
+        headers["Accept-Encoding"] = "identity"
+        try:
+            with get_session().stream("GET", self._url(path), headers=headers) as resp:
+                if resp.status_code in RETRY_STATUSES:
+                    raise _Retryable(f"HTTP {resp.status_code}")
+                if resp.status_code != 206:
+                    resp.read()
+                    with hub_errors(self.name, self.revision, path):
+                        hf_raise_for_status(resp)
+                    raise NetworkError(
+                        f"the server answered HTTP {resp.status_code} to a range request for {self.name}/{path}",
+                        "the endpoint must support HTTP Range requests",
+                    )
+                self._check_response(path, resp, pos, end)
+                for chunk in resp.iter_raw():
+                    n = min(len(chunk), end - pos)
+                    buf[pos - start : pos - start + n] = chunk[:n]
+                    pos += n
+                    if progress is not None and n:
+                        progress(n)
+        except (httpx2.NetworkError, httpx2.TimeoutException, httpx2.RemoteProtocolError) as err:
+            raise _Retryable(str(err) or type(err).__name__) from None
+        except httpx2.TransportError as err:
+            raise NetworkError(f"cannot reach the Hub for {self.name}/{path}: {err}") from None
+        except OfflineModeIsEnabled:
+            with hub_errors(self.name, self.revision, path):
+                raise
+        if pos < end:
+            raise _Retryable(f"body ended after {pos - start} of {end - start} bytes")
+        return pos
+
+    def _check_response(self, path: str, resp: Any, pos: int, end: int) -> None:
+        size = self.size(path)
+        expected = f"bytes {pos}-{end - 1}/{size}"
+        got_range = resp.headers.get("Content-Range", "")
+        got_len = resp.headers.get("Content-Length")
+        if got_range != expected or (got_len is not None and int(got_len) != end - pos):
+            raise NetworkError(
+                f"bad range response for {self.name}/{path}: Content-Range {got_range!r}, length {got_len} "
+                f"(expected {expected!r})",
+            )
+        etag = resp.headers.get("ETag")
+        if etag is None:
+            return
+        with self._lock:
+            first = self._etags_seen.setdefault(path, etag)
+        if etag != first:
+            raise NetworkError(
+                f"{self.name}/{path} changed while it was being read (ETag {first} -> {etag})",
+                "run the extraction again; pin --revision to a commit sha",
+            )
+
+
+class _Retryable(Exception):
+    """A transient failure (dropped body, 5xx, timeout): the read resumes from where it stopped."""
