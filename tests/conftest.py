@@ -1,0 +1,17 @@
+"""Shared pytest fixtures (others add theirs below; keep each block small and general)."""
+
+import pytest
+
+from hub_server import HubServer, point_hf_hub_at
+
+
+@pytest.fixture
+def hub_server(tmp_path_factory, monkeypatch):
+    """A loopback Hub (tests/hub_server.py) that huggingface_hub talks to.
+
+    HF_ENDPOINT and the hub constants point at it; HF_HOME/HF_HUB_CACHE/token files live in a tmp dir,
+    HF_TOKEN is cleared, telemetry and Xet are off. Use `server.add_repo(...)`, `server.write_token`.
+    """
+    with HubServer() as server:
+        point_hf_hub_at(server, monkeypatch, tmp_path_factory.mktemp("hf_home"))
+        yield server
