@@ -29,7 +29,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -179,7 +179,8 @@ class HubServer:
             self._tmp = Path(tempfile.mkdtemp(prefix="hub_server_"))
             self._httpd = _Httpd(("127.0.0.1", 0), _Handler)
             self._httpd.hub = self
-            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="hub-server", daemon=True)
+            serve = self._httpd.serve_forever
+            self._thread = threading.Thread(target=serve, args=(0.05,), name="hub-server", daemon=True)
             self._thread.start()
         return self
 
@@ -547,6 +548,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(e)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as e:  # a bug or a malformed request: answer 500 rather than drop the connection
+            if self._status:
+                raise
+            message = f"{type(e).__name__}: {e}".encode("ascii", "replace").decode().replace("\n", " ")[:300]
+            self._send_error(HubHttpError(500, None, message))
         finally:
             with hub._lock:
                 hub.log.append(
@@ -563,6 +569,9 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
             return b"".join(chunks)
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _flag(self, name: str) -> bool:
+        return self._query.get(name, [""])[0].lower() in ("1", "true")
 
     def _send_json(self, data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
         payload = json.dumps(data).encode()
@@ -604,19 +613,18 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HubHttpError(404, "RepoNotFound", "Repository not found")
         else:
             repo = hub._repo_for_read(repo_id, self._token, file_access=False)
-        blobs = self._query.get("blobs", [""])[0].lower() in ("1", "true")
+        blobs = self._flag("blobs")
         if verb is None and method == "GET":
             return self._send_json(hub._model_info(repo, hub._resolve_revision(repo, "main"), blobs))
         if verb == "revision" and rest and method == "GET":
             return self._send_json(hub._model_info(repo, hub._resolve_revision(repo, rest[0]), blobs))
         if verb == "tree" and rest and method == "GET":
-            flag = lambda k: self._query.get(k, [""])[0].lower() in ("1", "true")  # noqa: E731
             commit = hub._resolve_revision(repo, rest[0])
-            return self._send_json(hub._tree(commit, "/".join(rest[1:]), flag("recursive"), flag("expand")))
+            return self._send_json(hub._tree(commit, "/".join(rest[1:]), self._flag("recursive"), self._flag("expand")))
         if verb == "paths-info" and rest and method == "POST":
             commit = hub._resolve_revision(repo, rest[0])
             wanted = parse_qs(body.decode())
-            return self._send_json(_paths_info(hub, commit, wanted.get("paths", [])))
+            return self._send_json(_paths_info(commit, wanted.get("paths", [])))
         if verb == "refs" and method == "GET":
             return self._send_json(_refs(repo))
         if verb == "preupload" and rest and method == "POST":
@@ -705,9 +713,8 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     raise HubHttpError(400, None, f"Unsupported commit operation {key!r} (no LFS on the test hub)")
             sha = hub._commit(repo, branch, adds, deletes, title)
-        self._send_json(
-            {"success": True, "commitOid": sha, "commitUrl": f"{hub.url}/{repo.repo_id}/commit/{sha}", "pullRequestUrl": None}
-        )
+        commit_url = f"{hub.url}/{repo.repo_id}/commit/{sha}"
+        self._send_json({"success": True, "commitOid": sha, "commitUrl": commit_url, "pullRequestUrl": None})
 
     # ---- /{repo}/resolve/{rev}/{path} --------------------------------------------------------
     def _resolve(self, method: str, raw_parts: list[str]) -> None:
@@ -729,7 +736,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             span = parse_range(self.headers.get("Range"), blob.size)
         except _Unsatisfiable:
-            self._send_json({"error": "Range Not Satisfiable"}, 416, {**headers, "Content-Range": f"bytes */{blob.size}"})
+            headers["Content-Range"] = f"bytes */{blob.size}"
+            self._send_json({"error": "Range Not Satisfiable"}, 416, headers)
             return
         if span is not None and if_range is not None and if_range.strip() != headers["ETag"]:
             span = None  # the client's copy is stale: send the whole (new) file
@@ -771,7 +779,7 @@ def _repo_id_len(parts: list[str], repos: Mapping[str, Repo]) -> int:
     return 2
 
 
-def _paths_info(hub: HubServer, commit: Commit, paths: list[str]) -> list[dict[str, Any]]:
+def _paths_info(commit: Commit, paths: list[str]) -> list[dict[str, Any]]:
     out = []
     for path in paths:
         path = path.strip("/")

@@ -54,7 +54,8 @@ def test_model_info_and_listing(served):
     api = HfApi()
     info = api.model_info(REPO)
     assert info.sha == sha and len(sha) == 40
-    assert sorted(s.rfilename for s in info.siblings) == ["README.md", "config.json", "model.safetensors", "sub/notes.txt"]
+    names = ["README.md", "config.json", "model.safetensors", "sub/notes.txt"]
+    assert sorted(s.rfilename for s in info.siblings) == names
     assert info.card_data.license == "apache-2.0"
     assert info.config["model_type"] == "llama" and info.gated is False
     sizes = {s.rfilename: (s.size, s.lfs) for s in api.model_info(REPO, files_metadata=True).siblings}
@@ -62,11 +63,14 @@ def test_model_info_and_listing(served):
     assert sizes["config.json"] == (len(CONFIG), None)
     assert sorted(api.list_repo_files(REPO)) == sorted(sizes)
     top = {e.path: type(e).__name__ for e in api.list_repo_tree(REPO, revision=sha)}
-    assert top == {"README.md": "RepoFile", "config.json": "RepoFile", "model.safetensors": "RepoFile", "sub": "RepoFolder"}
+    assert top == {**dict.fromkeys(names[:3], "RepoFile"), "sub": "RepoFolder"}
     assert [e.path for e in api.list_repo_tree(REPO, path_in_repo="sub")] == ["sub/notes.txt"]
     assert api.repo_exists(REPO) and not api.repo_exists("org/missing")
     assert api.file_exists(REPO, "config.json") and not api.file_exists(REPO, "nope.json")
     assert api.model_info(REPO, revision=sha[:10]).sha == sha
+    infos = {i.path: i for i in api.get_paths_info(REPO, ["config.json", "sub", "absent"])}
+    assert set(infos) == {"config.json", "sub"} and infos["config.json"].size == len(CONFIG)
+    assert [(b.name, b.target_commit) for b in api.list_repo_refs(REPO).branches] == [("main", sha)]
 
 
 def test_hf_hub_download_counts_body_bytes(served):
