@@ -90,7 +90,7 @@ class AtomicArtifactWriter:
             self._fd = None
         try:
             self.tmp.unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             pass
 
     def __exit__(

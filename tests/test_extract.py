@@ -1,0 +1,279 @@
+"""`pifi extract` end to end: local folders and the loopback Hub, exact bytes, range-only reads, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from pifi_extract import (
+    extract_layer,
+    extract_layers,
+    load_artifact_tensors,
+    open_source,
+    plan_layers,
+    read_artifact,
+    verify_artifact,
+    write_artifact,
+)
+from pifi_extract.errors import (
+    AccessDeniedError,
+    ArtifactError,
+    CorruptFileError,
+    NetworkError,
+    OfflineError,
+    SourceNotFoundError,
+    StorageError,
+    UnsupportedModelError,
+)
+from tiny_models import make_tiny_model, shards_of_layer, weight_map
+
+REPO = "org/tiny-llama"
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory) -> Path:
+    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
+
+
+@pytest.fixture(scope="module")
+def llama_state(llama_dir) -> dict[str, torch.Tensor]:
+    state = {}
+    for shard in sorted(llama_dir.glob("*.safetensors")):
+        state.update(load_file(shard))
+    return state
+
+
+@pytest.fixture
+def hub(hub_server, llama_dir, monkeypatch):
+    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
+    hub_server.add_repo(REPO, llama_dir)
+    return hub_server
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def _assert_layer_equals_model(artifact: Path, state: dict[str, torch.Tensor], index: int) -> None:
+    layer, norm = load_artifact_tensors(artifact)
+    expected = {k[len(f"model.layers.{index}.") :]: v for k, v in state.items() if k.startswith(f"model.layers.{index}.")}
+    assert sorted(layer) == sorted(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(layer[name], tensor), name
+    assert torch.equal(norm["weight"], state["model.norm.weight"])
+
+
+@pytest.mark.parametrize("layer, index", [(-1, 3), (1, 1)])
+def test_local_folder_extracts_the_exact_tensors(tmp_path, llama_dir, llama_state, layer, index):
+    result = extract_layer(str(llama_dir), layer, tmp_path / "a.safetensors")
+    info = result.info
+    assert (info.layer_index, info.num_layers, info.provenance["layer_requested"]) == (index, 4, layer)
+    assert info.provenance["source_kind"] == "local" and info.model_type == "llama"
+    assert info.config == json.loads((llama_dir / "config.json").read_text())
+    _assert_layer_equals_model(result.path, llama_state, index)
+    verify_artifact(result.path)
+    assert _leftovers(tmp_path) == ["a.safetensors"]
+
+
+def test_layer_straddling_two_shards_and_dtype_conversion(tmp_path, llama_dir, llama_state):
+    assert len(shards_of_layer(llama_dir, "model.layers.3.")) >= 2
+    result = extract_layer(str(llama_dir), -1, tmp_path / "b.safetensors", dtype="bf16")
+    layer, _ = load_artifact_tensors(result.path)
+    assert result.info.provenance["dtype"] == "BF16" and result.info.provenance["source_dtype"] == "F32"
+    for name, tensor in layer.items():
+        assert tensor.dtype == torch.bfloat16
+        assert torch.equal(tensor, llama_state[f"model.layers.3.{name}"].to(torch.bfloat16))
+
+
+def test_hub_reads_only_the_layer_bytes(tmp_path, hub, llama_dir):
+    result = extract_layer(REPO, -1, tmp_path / "c.safetensors")
+    info = result.info
+    assert info.provenance["commit"] == hub.head(REPO) and info.provenance["source_kind"] == "hub"
+    wm = weight_map(llama_dir)
+    layer_files = shards_of_layer(llama_dir, "model.layers.3.") | {wm["model.norm.weight"]}
+    assert set(info.provenance["files"]) == {"config.json", "model.safetensors.index.json", *layer_files}
+    assert info.provenance["files"]["config.json"] == hub.etag(REPO, "config.json")
+    served = {path.split("/", 2)[2]: n for path, n in hub.bytes_by_path.items()}
+    assert set(served) == set(info.provenance["files"])  # no other shard is touched
+    tensor_bytes = info.size - info.data_start
+    header_bytes = sum(served[f] for f in layer_files) - tensor_bytes
+    assert 0 < header_bytes < 2048 * len(layer_files)  # shard headers only, never a whole shard
+    assert all(len(r.range or "") > 0 for r in hub.requests("GET") if r.path.endswith(".safetensors"))
+    local = extract_layer(str(llama_dir), -1, tmp_path / "d.safetensors")
+    assert local.info.data_sha256 == info.data_sha256
+
+
+def test_several_layers_make_one_artifact_each(tmp_path, hub, llama_state):
+    results = extract_layers(REPO, [0, -1], lambda plan: tmp_path / f"l{plan.layer_index}.safetensors")
+    assert [r.info.layer_index for r in results] == [0, 3]
+    for r in results:
+        _assert_layer_equals_model(r.path, llama_state, r.info.layer_index)
+
+
+def test_dropped_bodies_are_resumed_where_they_stopped(tmp_path, hub, llama_state):
+    reference = extract_layer(REPO, -1, tmp_path / "ref.safetensors").info.data_sha256
+    hub.reset_counters()
+    hub.drop_every(2, after_bytes=100)
+    result = extract_layer(REPO, -1, tmp_path / "e.safetensors")
+    assert result.info.data_sha256 == reference
+    _assert_layer_equals_model(result.path, llama_state, 3)
+    resumed = [r for r in hub.requests("GET", ".safetensors") if r.range and not r.range.startswith("bytes=0-")]
+    assert resumed, "expected resumed range requests"
+
+
+def test_network_failing_past_the_retry_budget_leaves_nothing(tmp_path, hub):
+    out = tmp_path / "out"
+    out.mkdir()
+    hub.drop_every(1, after_bytes=0)
+    with pytest.raises(NetworkError, match="failed 6 times"):
+        extract_layer(REPO, -1, out / "f.safetensors")
+    assert _leftovers(out) == []
+
+
+def test_a_file_changing_mid_read_is_an_error_not_a_mix(tmp_path, hub, llama_dir):
+    shard = sorted(shards_of_layer(llama_dir, "model.layers.3."))[-1]
+    original = (llama_dir / shard).read_bytes()
+    source = open_source(REPO)
+    (plan,) = plan_layers(source, [-1])  # the shard headers are read now...
+    hub.replace_file(REPO, shard, original[:-4] + b"\0\0\0\0", new_commit=False)  # ...the bytes change under them
+    with pytest.raises(NetworkError, match="changed while it was being read"):
+        write_artifact(source, plan, tmp_path / "g.safetensors")
+    assert _leftovers(tmp_path) == []
+
+
+def test_interruption_leaves_no_file(tmp_path, llama_dir):
+    def interrupt(advance: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_layer(str(llama_dir), -1, tmp_path / "h.safetensors", progress=interrupt)
+    assert _leftovers(tmp_path) == []
+
+
+def test_gated_repo_needs_the_token(tmp_path, hub_server, llama_dir):
+    hub_server.add_repo("org/gated", llama_dir, gated_token="hf_secret")
+    with pytest.raises(AccessDeniedError, match="gated.*hf auth login"):
+        extract_layer("org/gated", -1, tmp_path / "i.safetensors")
+    assert _leftovers(tmp_path) == []
+    ok = extract_layer("org/gated", -1, tmp_path / "i.safetensors", token="hf_secret")
+    assert ok.info.layer_index == 3
+
+
+def test_unknown_repo_and_revision(tmp_path, hub):
+    with pytest.raises(SourceNotFoundError, match="not found"):
+        extract_layer("org/nope", -1, tmp_path / "x.safetensors")
+    with pytest.raises(SourceNotFoundError, match="revision 'v9' not found"):
+        extract_layer(REPO, -1, tmp_path / "x.safetensors", revision="v9")
+    pinned = extract_layer(REPO, -1, tmp_path / "x.safetensors", revision=hub.head(REPO))
+    assert pinned.info.provenance["revision"] == hub.head(REPO)
+
+
+def test_pickle_only_repo_is_refused(tmp_path, hub_server, llama_dir):
+    files = {"config.json": (llama_dir / "config.json").read_bytes(), "pytorch_model.bin": b"\x80\x04not loaded"}
+    hub_server.add_repo("org/pickle", files)
+    with pytest.raises(UnsupportedModelError, match="never loads pickles"):
+        extract_layer("org/pickle", -1, tmp_path / "x.safetensors")
+    assert hub_server.bytes_for("org/pickle", "pytorch_model.bin") == 0
+
+
+def _repo_with(llama_dir: Path, **changes: bytes) -> dict[str, bytes]:
+    files = {p.name: p.read_bytes() for p in llama_dir.iterdir() if p.is_file()}
+    files.update(changes)
+    return files
+
+
+def test_corrupt_header_and_inconsistent_index_are_refused(tmp_path, hub_server, llama_dir):
+    shard = sorted(shards_of_layer(llama_dir, "model.layers.3."))[0]
+    hub_server.add_repo("org/corrupt", _repo_with(llama_dir, **{shard: b"\xff" * 8 + b"{}"}))
+    with pytest.raises(CorruptFileError, match="header length"):
+        extract_layer("org/corrupt", -1, tmp_path / "x.safetensors")
+    index = json.loads((llama_dir / "model.safetensors.index.json").read_text())
+    name = next(k for k in index["weight_map"] if k.startswith("model.layers.3."))
+    other = next(f for f in sorted(set(index["weight_map"].values())) if f not in shards_of_layer(llama_dir, "model.layers.3."))
+    index["weight_map"][name] = other
+    hub_server.add_repo("org/inconsistent", _repo_with(llama_dir, **{"model.safetensors.index.json": json.dumps(index).encode()}))
+    with pytest.raises(CorruptFileError, match="does not contain it"):
+        extract_layer("org/inconsistent", -1, tmp_path / "x.safetensors")
+    index["weight_map"][name] = "../../etc/passwd"
+    hub_server.add_repo("org/escape", _repo_with(llama_dir, **{"model.safetensors.index.json": json.dumps(index).encode()}))
+    with pytest.raises(CorruptFileError, match="unsafe path"):
+        extract_layer("org/escape", -1, tmp_path / "x.safetensors")
+    assert _leftovers(tmp_path) == []
+
+
+def test_single_file_checkpoint(tmp_path, llama_dir, llama_state):
+    folder = tmp_path / "single"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((llama_dir / "config.json").read_bytes())
+    save_file(llama_state, str(folder / "model.safetensors"))
+    result = extract_layer(str(folder), 2, tmp_path / "s.safetensors")
+    _assert_layer_equals_model(result.path, llama_state, 2)
+
+
+def test_offline_with_nothing_local(tmp_path, hub, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub.reset_counters()
+    with pytest.raises(OfflineError, match="HF_HUB_OFFLINE=1"):
+        extract_layer(REPO, -1, tmp_path / "x.safetensors")
+    assert hub.log == []
+
+
+def test_unwritable_output_and_not_an_artifact(tmp_path, llama_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match="cannot write"):
+        extract_layer(str(llama_dir), -1, blocker / "sub" / "x.safetensors")
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    with pytest.raises(ArtifactError, match="not a pifi artifact"):
+        read_artifact(plain)
+
+
+def test_flipped_byte_fails_verification(tmp_path, llama_dir):
+    path = extract_layer(str(llama_dir), -1, tmp_path / "v.safetensors").path
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="corrupt"):
+        load_artifact_tensors(path)
+
+
+def _pifi(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "import cli; cli.main()", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, timeout=120,
+    )
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, hub):
+    proc = _pifi("extract", "--llm", "org/nope", "--layer", "-1", "-o", str(tmp_path / "x.safetensors"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: repository 'org/nope' not found"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = _pifi("extract", "--llm", REPO, "--layer", "99", "-o", str(tmp_path / "x.safetensors"))
+    assert proc.returncode == 2 and "valid indices are -4..3" in proc.stderr
+    debug = _pifi("extract", "--llm", "org/nope", "--layer", "-1", PIFI_DEBUG="1")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert _leftovers(tmp_path) == []
+
+
+def test_cli_extract_then_inspect(tmp_path, hub):
+    out = tmp_path / "art.safetensors"
+    proc = _pifi("extract", "--llm", REPO, "--layer", "-1", "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert str(out) in proc.stdout and "llama layer 3 of 4" in proc.stdout
+    shown = _pifi("inspect", str(out), "--json")
+    data = json.loads(shown.stdout)
+    assert data["provenance"]["commit"] == hub.head(REPO)
+    assert data["tensors"]["self_attn.q_proj.weight"] == ["F32", [64, 64]]
+    assert data["layer_config"]["num_key_value_heads"] == 2
