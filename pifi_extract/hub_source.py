@@ -143,7 +143,7 @@ class HubSource:
                     ) from None
                 if self.backoff:
                     time.sleep(self.backoff * 2 ** (failures - 1))
-        return bytes(buf)
+        return buf  # type: ignore[return-value]  # bytes-like; no copy
 
     def _read_once(
         self, path: str, buf: bytearray, start: int, pos: int, end: int, progress: Callable[[int], None] | None
