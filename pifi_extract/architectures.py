@@ -15,6 +15,7 @@ default attention implementation).
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
@@ -72,10 +73,18 @@ class ArchSpec:
     # the overlay the model then ORs into its sliding-window mask.
     bidirectional_flag_attr: str | None = None
     bidirectional_window_overlay: str | None = None
+    # Layer-relative names (regex, full match) of stale tensors some checkpoints still hold but the
+    # layer class no longer has (old buffers); skipped when extracting and loading, as transformers'
+    # ``_keys_to_ignore_on_load_unexpected`` does.
+    ignored_tensors: tuple[str, ...] = (r"(.*\.)?rotary_emb\.inv_freq",)
 
     def layer_tensor_prefix(self, index: int) -> str:
         """The checkpoint prefix of layer ``index`` (already resolved, non-negative)."""
         return self.layer_prefix.format(i=index)
+
+    def is_ignored_tensor(self, relative_name: str) -> bool:
+        """Whether a layer-relative tensor name is a stale buffer to skip (see ``ignored_tensors``)."""
+        return any(re.fullmatch(pattern, relative_name) for pattern in self.ignored_tensors)
 
 
 def _tf(module: str, name: str, file: str | None = None) -> str:
@@ -176,6 +185,9 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             final_norm_class=_LAYER_NORM,
             norm_eps_attr="layer_norm_eps",
             cache_kwarg="layer_past",
+            # Pythia-era checkpoints hold the old causal-mask buffers (GPTNeoXPreTrainedModel
+            # ._keys_to_ignore_on_load_unexpected).
+            ignored_tensors=(r"(.*\.)?rotary_emb\.inv_freq", r"attention\.bias", r"attention\.masked_bias"),
         ),
         ArchSpec(
             "falcon",
