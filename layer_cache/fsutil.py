@@ -1,0 +1,176 @@
+"""File-system helpers of the cache: group-friendly modes, atomic small writes, per-key locks, stale temp sweep.
+
+Several users may share one cache folder: every file and folder is created with
+the process umask applied to 0o666/0o777 (so ``umask 002`` gives group-writable
+files), and locks are ``flock`` locks (``filelock``), which the kernel releases
+when their holder dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+from pifi_extract.errors import StorageError
+from pifi_extract.writer import TMP_MARKER
+
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    with _umask_lock:  # pragma: no cover
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def storage_error(err: OSError, where: Path) -> StorageError:
+    """One-line error for a failed write into the cache."""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"disk full while writing {where}", "free some space, or `pifi cache prune --max-size ...`")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(
+            f"the pifi cache folder {where} is not writable",
+            "pass --cache-dir or set PIFI_CACHE to a writable folder (shared caches: see `chmod g+s` in the docs)",
+        )
+    return StorageError(f"cannot write {where}: {err.strerror or err}")
+
+
+def ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage_error(err, path) from None
+    return path
+
+
+def check_writable(folder: Path) -> None:
+    """Raise :class:`StorageError` unless ``folder`` exists (created if needed) and we can create files in it."""
+    ensure_dir(folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise storage_error(OSError(errno.EACCES, "not writable"), folder)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a small file through a temp name + rename (readers see the old or the new content)."""
+    ensure_dir(path.parent)
+    tmp = path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as err:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise storage_error(err, path) from None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None if missing or unreadable (the cache's small files are hints, never trusted blindly)."""
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+@contextmanager
+def key_lock(lock_path: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock at ``lock_path``; call ``on_wait`` once if another process holds it."""
+    ensure_dir(lock_path.parent)
+    lock = FileLock(str(lock_path), mode=file_mode())
+    try:
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            if on_wait is not None:
+                on_wait()
+            lock.acquire()
+    except OSError as err:
+        raise storage_error(err, lock_path.parent) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def temp_files(folder: Path) -> list[Path]:
+    """Hidden temp files (``.<name>.pifi-tmp-<pid>-<rand>``) in ``folder``."""
+    try:
+        return [p for p in folder.iterdir() if p.name.startswith(".") and TMP_MARKER in p.name]
+    except OSError:
+        return []
+
+
+def sweep_temp_files(
+    folder: Path, target_name: str | None = None, *, locked: bool = False, min_age_s: float = 3600.0
+) -> list[Path]:
+    """Remove temp files left by dead writers.
+
+    With ``locked`` (the caller holds the key lock of ``target_name``), every temp file of that
+    target is stale, whoever wrote it, on any host. Otherwise only those of dead local pids that
+    were not touched for ``min_age_s`` (a writer on another host of a shared folder keeps its file fresh).
+    """
+    removed = []
+    now = time.time()
+    for tmp in temp_files(folder):
+        base, _, tail = tmp.name[1:].partition(TMP_MARKER)
+        if target_name is not None and base != target_name:
+            continue
+        try:
+            pid = int(tail.split("-")[0])
+        except ValueError:
+            pid = -1
+        if not locked:
+            try:
+                if _pid_alive(pid) or now - tmp.stat().st_mtime < min_age_s:
+                    continue
+            except OSError:
+                continue
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed

@@ -1,0 +1,134 @@
+"""The one way pifi obtains a layer: from the cache if it is there, else extracted into it.
+
+Cost of a second request for the same key:
+
+* ``revision`` is a full commit sha, or ``HF_HUB_OFFLINE=1`` and the cache knows what the
+  revision (default ``main``) resolved to: no request at all.
+* ``revision`` is a branch or tag (or none): one metadata request to resolve the commit.
+* a local folder: a ``stat`` of its files (its fingerprint).
+
+Two processes asking for the same missing key extract it once: the second waits on the
+key's lock, then finds the artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+from huggingface_hub import constants
+
+from pifi_extract.artifact import METADATA_KEYS
+from pifi_extract.extract import is_local_reference, open_source, plan_layers, write_artifact
+from pifi_extract.plan import LayerPlan
+
+from .layout import FULL_SHA_RE, CacheKey, dtype_tag
+from .store import CachedArtifact, LayerCache, local_fingerprint
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def get_or_extract(
+    llm: str,
+    layer: int,
+    *,
+    revision: str | None = None,
+    dtype: str = "keep",
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> CachedArtifact:
+    """The cached artifact of one layer of ``llm`` (Hub repo id or local folder), extracting it if needed."""
+    (artifact,) = get_or_extract_layers(
+        llm, [layer], revision=revision, dtype=dtype, token=token, cache_dir=cache_dir, progress=progress, on_wait=on_wait
+    )
+    return artifact
+
+
+def get_or_extract_layers(
+    llm: str,
+    layers: Sequence[int],
+    *,
+    revision: str | None = None,
+    dtype: str = "keep",
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    on_wait: Callable[[], None] | None = None,
+) -> list[CachedArtifact]:
+    """Like :func:`get_or_extract` for several layers of one model (one source, one commit resolution).
+
+    ``progress(advance_bytes, total_bytes)`` reports tensor bytes of each extraction; ``on_wait()`` is
+    called when another process holds a key's lock (it is extracting the same layer).
+    """
+    cache = LayerCache(cache_dir)
+    dtype_tag(dtype)  # validate the choice early
+    if is_local_reference(llm):
+        source_id, kind = str(Path(llm).expanduser().resolve()), "local"
+        commit: str | None = local_fingerprint(llm) if Path(source_id).exists() else None
+    else:
+        source_id, kind = llm, "hub"
+        commit = _known_commit(cache, llm, revision)
+    found = _lookup(cache, source_id, kind, commit, layers, dtype) if commit else {}
+    if len(found) == len(set(layers)):
+        return [found[layer] for layer in layers]
+
+    source = open_source(llm, revision, token=token)
+    if kind == "hub":
+        commit = source.commit
+        if source.kind == "hub":  # resolved online: remember it, so `main` works offline later
+            cache.write_ref(source_id, kind, revision or "main", commit)  # type: ignore[arg-type]
+    assert commit is not None
+    found.update(_lookup(cache, source_id, kind, commit, [x for x in layers if x not in found], dtype))
+    missing = [x for x in dict.fromkeys(layers) if x not in found]
+    if missing:
+        cache.check_writable()
+        for requested, plan in zip(missing, plan_layers(source, missing, dtype=dtype)):
+            key = CacheKey(source_id, kind, commit, plan.layer_index, _tag_of_plan(plan, dtype))
+            found[requested] = _insert(cache, key, source, plan, revision, progress, on_wait)
+    return [found[layer] for layer in layers]
+
+
+def _known_commit(cache: LayerCache, repo_id: str, revision: str | None) -> str | None:
+    """The commit a Hub revision names, when it can be known without a request."""
+    if revision and FULL_SHA_RE.match(revision):
+        return revision
+    if constants.is_offline_mode():
+        return cache.read_ref(repo_id, "hub", revision or "main")
+    return None
+
+
+def _lookup(
+    cache: LayerCache, source: str, kind: str, commit: str, layers: Sequence[int], dtype: str
+) -> dict[int, CachedArtifact]:
+    found = {}
+    for layer in layers:
+        key = cache.find(source, kind, commit, layer, dtype)
+        if key is not None:
+            found[layer] = cache.get(key)
+    return found
+
+
+def _tag_of_plan(plan: LayerPlan, dtype: str) -> str:
+    provenance = json.loads(plan.metadata[METADATA_KEYS["provenance"]])
+    return dtype_tag(dtype, provenance.get("source_dtype"))
+
+
+def _insert(
+    cache: LayerCache,
+    key: CacheKey,
+    source: object,
+    plan: LayerPlan,
+    revision: str | None,
+    progress: ProgressCallback | None,
+    on_wait: Callable[[], None] | None,
+) -> CachedArtifact:
+    """Extract ``plan`` into the cache under ``key``'s lock, unless another process just did."""
+    with cache.locked(key, on_wait) as path:
+        if path.is_file():
+            return cache.get(key)
+        info = write_artifact(source, plan, path, progress=progress)  # type: ignore[arg-type]
+        cache.record(key, info, revision)
+    return cache.get(key, hit=False)

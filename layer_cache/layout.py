@@ -1,0 +1,153 @@
+"""Where things live in the cache (pure: names in, names out; no I/O except reading the environment).
+
+The layout follows the Hugging Face cache, so a person can browse it::
+
+    <root>/
+      models--meta-llama--Llama-3.1-8B/         one folder per source (Hub repo id)
+        refs/main                               text: the commit sha `main` resolved to
+        <commit sha>/
+          model.json                            what the artifacts share: source, layer count, ...
+          layer-31.safetensors                  dtype as in the source (`--dtype keep`)
+          layer-31.bf16.safetensors             converted to bf16
+          .layer-31.safetensors.pifi-ok         integrity memo (size, mtime, sha256); its mtime = last used
+      local--my-model--1a2b3c4d/                a local folder (name + hash of its absolute path)
+        <fingerprint>/layer-3.safetensors       fingerprint of the folder's file names, sizes and mtimes
+      .locks/                                   one lock file per key
+      .incoming/                                downloads in progress (pull)
+
+A key is (source, commit, resolved layer index, dtype). ``keep`` is stored without a
+dtype tag; asking for the dtype the source already has is the same key as ``keep``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pifi_extract.errors import CacheError
+
+ENV_VAR = "PIFI_CACHE"
+DTYPE_TAGS = ("keep", "bf16", "fp16", "fp32")
+# safetensors dtype name -> `--dtype` choice
+_CHOICE_OF = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}
+_SAFETENSORS_OF = {v: k for k, v in _CHOICE_OF.items()}
+ARTIFACT_RE = re.compile(r"^layer-(?P<layer>\d+)(?:\.(?P<dtype>bf16|fp16|fp32))?\.safetensors$")
+MODEL_JSON = "model.json"
+REFS_DIR = "refs"
+LOCKS_DIR = ".locks"
+INCOMING_DIR = ".incoming"
+MEMO_SUFFIX = ".pifi-ok"
+HUB_PREFIX = "models--"
+LOCAL_PREFIX = "local--"
+FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+def default_cache_root() -> Path:
+    """``$XDG_CACHE_HOME/pifi``, else ``~/.cache/pifi``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pifi"
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The cache folder: ``cache_dir`` (``--cache-dir``) > ``$PIFI_CACHE`` > :func:`default_cache_root`."""
+    chosen = cache_dir if cache_dir not in (None, "") else os.environ.get(ENV_VAR) or None
+    return Path(chosen).expanduser().absolute() if chosen is not None else default_cache_root()
+
+
+def dtype_tag(choice: str, source_dtype: object = None) -> str:
+    """The dtype part of a key: ``keep`` when ``choice`` is keep or equals the source's own dtype."""
+    if choice not in DTYPE_TAGS:
+        raise CacheError(f"unknown dtype {choice!r}", f"use one of {', '.join(DTYPE_TAGS)}")
+    if choice != "keep" and isinstance(source_dtype, str) and _SAFETENSORS_OF[choice] == source_dtype:
+        return "keep"
+    return choice
+
+
+def dtype_tag_of_provenance(provenance: dict) -> str:
+    """The key dtype of an existing artifact, from its provenance (``dtype`` vs ``source_dtype``)."""
+    dtype, source_dtype = provenance.get("dtype"), provenance.get("source_dtype")
+    if dtype == source_dtype or dtype not in _CHOICE_OF:
+        return "keep"
+    return _CHOICE_OF[dtype]
+
+
+def artifact_filename(layer_index: int, dtype: str = "keep") -> str:
+    """``layer-31.safetensors`` or ``layer-31.bf16.safetensors``."""
+    tag = "" if dtype == "keep" else f".{dtype}"
+    return f"layer-{layer_index}{tag}.safetensors"
+
+
+def parse_artifact_filename(name: str) -> tuple[int, str] | None:
+    """(layer index, dtype tag) of a cache artifact file name; None for anything else (temp files...)."""
+    m = ARTIFACT_RE.match(name)
+    return (int(m["layer"]), m["dtype"] or "keep") if m else None
+
+
+def _safe_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
+
+
+def source_dir_name(source: str, kind: str) -> str:
+    """``models--org--name`` for a Hub repo id; ``local--<name>--<hash8>`` for a local path."""
+    if kind == "hub":
+        return HUB_PREFIX + "--".join(source.split("/"))
+    digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
+    return f"{LOCAL_PREFIX}{_safe_part(Path(source).name)}--{digest}"
+
+
+def repo_id_of_dir(name: str) -> str | None:
+    """Inverse of :func:`source_dir_name` for Hub folders (None for local ones)."""
+    return name[len(HUB_PREFIX) :].replace("--", "/") if name.startswith(HUB_PREFIX) else None
+
+
+def memo_name(artifact_name: str) -> str:
+    return f".{artifact_name}{MEMO_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What identifies one cached artifact."""
+
+    source: str  # Hub repo id, or the absolute path of a local source
+    kind: str  # "hub" | "local"
+    commit: str  # resolved commit sha (hub) or fingerprint (local)
+    layer_index: int  # resolved, >= 0
+    dtype: str = "keep"  # dtype tag: keep | bf16 | fp16 | fp32
+
+    @property
+    def dir_name(self) -> str:
+        return source_dir_name(self.source, self.kind)
+
+    @property
+    def filename(self) -> str:
+        return artifact_filename(self.layer_index, self.dtype)
+
+    @property
+    def rel_path(self) -> PurePosixPath:
+        """Path inside the cache (and inside a repo it was pushed to)."""
+        return PurePosixPath(self.dir_name, self.commit, self.filename)
+
+    @property
+    def lock_name(self) -> str:
+        name = f"{self.dir_name}--{self.commit}--{self.filename}.lock"
+        return name if len(name) < 200 else hashlib.sha256(name.encode()).hexdigest() + ".lock"
+
+    def display(self) -> str:
+        """A reference the resolver maps back to exactly this artifact: ``org/name@abc123def456:31[:bf16]``."""
+        tag = "" if self.dtype == "keep" else f":{self.dtype}"
+        return f"{self.source}@{self.commit[:12]}:{self.layer_index}{tag}"
+
+
+def parse_rel_path(rel: str | PurePosixPath) -> tuple[str, str, int, str] | None:
+    """(source dir name, commit, layer, dtype) of a layout path ``<dir>/<commit>/layer-N[.dt].safetensors``."""
+    parts = PurePosixPath(rel).parts
+    if len(parts) < 3:
+        return None
+    dir_name, commit, filename = parts[-3:]
+    parsed = parse_artifact_filename(filename)
+    if parsed is None or not dir_name.startswith((HUB_PREFIX, LOCAL_PREFIX)) or not _safe_part(commit) == commit:
+        return None
+    return dir_name, commit, parsed[0], parsed[1]

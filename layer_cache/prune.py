@@ -1,0 +1,113 @@
+"""Maintenance of the cache: ``prune`` (unused for a while / least recently used beyond a size) and ``verify``.
+
+Parsing and choosing are pure (:func:`parse_duration`, :func:`parse_size`, :func:`choose`);
+:func:`prune` applies the choice and sweeps what crashed writers left behind; :func:`verify`
+recomputes data hashes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from pifi_extract.errors import ConfigError, PifiError
+
+from .fsutil import sweep_temp_files
+from .integrity import verify_full
+from .layout import INCOMING_DIR, CacheKey
+from .store import CachedArtifact, LayerCache
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text.lower())
+    if m is None:
+        raise ConfigError(f"cannot read the duration {text!r}", "write it like 30d, 12h, 90m, 2w or 45s")
+    return float(m[1]) * _DURATION_UNITS[m[2]]
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``20GB``, ``500MB``, ``1.5GiB``, ``1024`` (KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text.lower())
+    if m is None or m[2] not in _SIZE_UNITS:
+        raise ConfigError(f"cannot read the size {text!r}", "write it like 20GB, 500MB, 1.5GiB or a number of bytes")
+    return int(float(m[1]) * _SIZE_UNITS[m[2]])
+
+
+def choose(
+    entries: Sequence[CachedArtifact], *, now: float, older_than_s: float | None, max_bytes: int | None
+) -> list[CachedArtifact]:
+    """Which artifacts to remove: unused for ``older_than_s``, then least recently used until ``max_bytes`` fit."""
+    chosen = [e for e in entries if older_than_s is not None and now - e.last_used > older_than_s]
+    if max_bytes is not None:
+        left = sorted((e for e in entries if e not in chosen), key=lambda e: e.last_used)
+        total = sum(e.size for e in left)
+        for e in left:
+            if total <= max_bytes:
+                break
+            chosen.append(e)
+            total -= e.size
+    return chosen
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: list[CachedArtifact]
+    freed_bytes: int
+    kept_bytes: int
+    temp_files_removed: int
+
+
+def prune(
+    *,
+    older_than: str | None = None,
+    max_size: str | None = None,
+    dry_run: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> PruneResult:
+    """Remove what :func:`choose` picks (nothing chosen when neither limit is given) and stale temp files."""
+    older_than_s = parse_duration(older_than) if older_than else None
+    max_bytes = parse_size(max_size) if max_size else None
+    cache = LayerCache(cache_dir)
+    entries = cache.entries()
+    chosen = choose(entries, now=time.time(), older_than_s=older_than_s, max_bytes=max_bytes)
+    swept = 0
+    if not dry_run:
+        for entry in chosen:
+            cache.remove(entry.key)
+        for folder in [cache.root / INCOMING_DIR] + [p for p in cache.root.glob("*/*") if p.is_dir()]:
+            swept += len(sweep_temp_files(folder))
+        for source_dir in [p for p in cache.root.iterdir() if p.is_dir() and not p.name.startswith(".")] if cache.root.is_dir() else []:
+            cache.tidy(source_dir)
+    freed = sum(e.size for e in chosen)
+    return PruneResult(chosen, freed, sum(e.size for e in entries) - freed, swept)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    key: CacheKey
+    ok: bool
+    error: str | None = None
+
+
+def verify(keys: Sequence[CacheKey] | None = None, *, cache_dir: str | os.PathLike[str] | None = None) -> list[VerifyResult]:
+    """Recompute the data sha256 of every (or each given) artifact; corrupt ones are reported, not raised."""
+    cache = LayerCache(cache_dir)
+    results = []
+    for key in cache.keys() if keys is None else keys:
+        try:
+            verify_full(cache.path_of(key), key.display())
+            results.append(VerifyResult(key, True))
+        except PifiError as err:
+            results.append(VerifyResult(key, False, err.message))
+    return results

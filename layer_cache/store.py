@@ -1,0 +1,278 @@
+"""The cache folder itself: lookup, locked insert, listing and removal of artifacts, refs and model records.
+
+:class:`LayerCache` knows the layout (:mod:`.layout`) and the file-system rules
+(:mod:`.fsutil`); it never contacts the network. Every write of an artifact happens
+under that key's lock, through a temp name and an atomic rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from pifi_extract.artifact import ArtifactInfo, read_artifact
+from pifi_extract.errors import ArtifactError, PifiError
+from pifi_extract.plan import resolve_layer_index
+
+from . import integrity
+from .fsutil import check_writable, key_lock, read_json, sweep_temp_files, write_atomic, write_json
+from .layout import (
+    LOCKS_DIR,
+    MODEL_JSON,
+    REFS_DIR,
+    CacheKey,
+    cache_root,
+    dtype_tag,
+    parse_artifact_filename,
+    source_dir_name,
+)
+
+
+@dataclass(frozen=True)
+class CachedArtifact:
+    """One artifact in the cache, as ``pifi cache ls`` shows it."""
+
+    key: CacheKey
+    path: Path
+    size: int
+    num_parameters: int
+    num_layers: int | None
+    model_type: str
+    data_sha256: str
+    last_used: float
+    refs: tuple[str, ...] = ()
+    hit: bool = True  # False when the call that returned it extracted or downloaded it
+
+    @property
+    def reference(self) -> str:
+        return self.key.display()
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k not in ("key", "path", "hit")}
+        out.update(asdict(self.key), path=str(self.path), reference=self.reference)
+        return out
+
+
+def local_fingerprint(path: str | os.PathLike[str]) -> str:
+    """Identity of a local source: names, sizes and mtimes of its config and weight files (stat only)."""
+    root = Path(path).expanduser().resolve()
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".gguf"))
+    lines = []
+    for p in files:
+        st = p.stat()
+        lines.append(f"{p.name}\t{st.st_size}\t{st.st_mtime_ns}\n")
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
+
+
+class LayerCache:
+    """A pifi cache folder (``--cache-dir`` > ``PIFI_CACHE`` > ``~/.cache/pifi``)."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
+        self.root = cache_root(cache_dir)
+
+    # ---- paths -------------------------------------------------------------------------------
+    def source_dir(self, source: str, kind: str) -> Path:
+        return self.root / source_dir_name(source, kind)
+
+    def path_of(self, key: CacheKey) -> Path:
+        return self.root / key.dir_name / key.commit / key.filename
+
+    def check_writable(self) -> None:
+        check_writable(self.root)
+
+    # ---- refs and model records ----------------------------------------------------------------
+    def read_ref(self, source: str, kind: str, revision: str) -> str | None:
+        try:
+            commit = (self.source_dir(source, kind) / REFS_DIR / revision).read_text().strip()
+        except (OSError, ValueError):
+            return None
+        return commit or None
+
+    def refs(self, source_dir: Path) -> dict[str, str]:
+        """revision name -> commit, for one source folder."""
+        folder = source_dir / REFS_DIR
+        out = {}
+        if folder.is_dir():
+            for p in sorted(folder.rglob("*")):
+                if p.is_file() and not p.name.startswith("."):
+                    out[p.relative_to(folder).as_posix()] = p.read_text().strip()
+        return out
+
+    def write_ref(self, source: str, kind: str, revision: str, commit: str, *, overwrite: bool = True) -> None:
+        """Record that ``revision`` resolved to ``commit`` (best effort: a read-only shared cache still works)."""
+        if not revision or ".." in revision.split("/") or revision.startswith("/"):
+            return
+        path = self.source_dir(source, kind) / REFS_DIR / revision
+        if not overwrite and path.exists():
+            return
+        try:
+            if self.read_ref(source, kind, revision) != commit:
+                write_atomic(path, commit.encode())
+        except PifiError:
+            pass
+
+    def model_record(self, commit_dir: Path) -> dict[str, Any] | None:
+        """What the artifacts of one commit share (source, kind, num_layers, source_dtype, ...)."""
+        record = read_json(commit_dir / MODEL_JSON)
+        if record is not None:
+            return record
+        for path in sorted(commit_dir.glob("layer-*.safetensors")):
+            try:
+                return self._record_from(read_artifact(path), kind=None)
+            except PifiError:
+                continue
+        return None
+
+    @staticmethod
+    def _record_from(info: ArtifactInfo, kind: str | None) -> dict[str, Any]:
+        prov = info.provenance
+        keys = ("source", "source_kind", "revision", "commit", "num_layers", "source_dtype", "license", "model_type")
+        record = {k: prov.get(k) for k in keys}
+        record["kind"] = kind or ("hub" if prov.get("source_kind") == "hub" else "local")
+        return record
+
+    # ---- lookup --------------------------------------------------------------------------------
+    def find(self, source: str, kind: str, commit: str, layer: int, dtype: str = "keep") -> CacheKey | None:
+        """The key of an existing artifact for (source, commit, layer as requested, dtype choice), or None.
+
+        Negative layers and dtype aliases are resolved with the commit's model record, read from disk.
+        """
+        commit_dir = self.source_dir(source, kind) / commit
+        if not commit_dir.is_dir():
+            return None
+        record = self.model_record(commit_dir) or {}
+        num_layers = record.get("num_layers")
+        if isinstance(num_layers, int) and num_layers > 0:
+            layer = resolve_layer_index(layer, num_layers)  # LayerIndexError names the valid range
+        elif layer < 0:
+            return None
+        key = CacheKey(source, kind, commit, layer, dtype_tag(dtype, record.get("source_dtype")))
+        return key if self.path_of(key).is_file() else None
+
+    def get(self, key: CacheKey, *, hit: bool = True) -> CachedArtifact:
+        """The artifact of ``key``, its integrity checked (memo, else full hash); refuses a corrupt one."""
+        path = self.path_of(key)
+        info = integrity.checked(path, key.display())
+        return self._entry(key, path, info, hit=hit)
+
+    def _entry(self, key: CacheKey, path: Path, info: ArtifactInfo, *, hit: bool = True) -> CachedArtifact:
+        refs = tuple(name for name, c in self.refs(self.root / key.dir_name).items() if c == key.commit)
+        num_layers = info.provenance.get("num_layers")
+        return CachedArtifact(
+            key=key,
+            path=path,
+            size=info.size,
+            num_parameters=info.num_parameters,
+            num_layers=num_layers if isinstance(num_layers, int) else None,
+            model_type=info.model_type,
+            data_sha256=info.data_sha256,
+            last_used=integrity.last_used(path),
+            refs=refs,
+            hit=hit,
+        )
+
+    # ---- insert ----------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, key: CacheKey, on_wait: Callable[[], None] | None = None) -> Iterator[Path]:
+        """Hold ``key``'s lock; sweep its stale temp files; yield the artifact's final path."""
+        path = self.path_of(key)
+        with key_lock(self.root / LOCKS_DIR / key.lock_name, on_wait):
+            sweep_temp_files(path.parent, path.name, locked=True)
+            yield path
+
+    def record(self, key: CacheKey, info: ArtifactInfo, revision: str | None, *, overwrite_ref: bool = True) -> None:
+        """After an artifact landed at ``path_of(key)``: its memo, the commit's model record, the ref."""
+        integrity.write_memo(info)
+        commit_dir = self.path_of(key).parent
+        if read_json(commit_dir / MODEL_JSON) is None:
+            try:
+                write_json(commit_dir / MODEL_JSON, {**self._record_from(info, key.kind), "source": key.source})
+            except PifiError:
+                pass
+        if key.kind == "hub" and revision != key.commit:
+            self.write_ref(key.source, key.kind, revision or "main", key.commit, overwrite=overwrite_ref)
+
+    # ---- listing and removal -------------------------------------------------------------------
+    def keys(self) -> list[CacheKey]:
+        """Every complete artifact in the cache (temp files and anything else are ignored)."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for source_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for commit_dir in sorted(p for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR):
+                record = None
+                for path in sorted(commit_dir.iterdir()):
+                    parsed = parse_artifact_filename(path.name)
+                    if parsed is None or not path.is_file():
+                        continue
+                    record = record or self.model_record(commit_dir) or {}
+                    source, kind = record.get("source"), record.get("kind")
+                    if not isinstance(source, str) or source_dir_name(source, kind) != source_dir.name:
+                        continue  # a folder pifi did not write: not listed
+                    out.append(CacheKey(source, kind, commit_dir.name, parsed[0], parsed[1]))
+        return out
+
+    def entries(self) -> list[CachedArtifact]:
+        """:meth:`keys` with sizes and header facts (headers only; unreadable files are listed as such)."""
+        out = []
+        for key in self.keys():
+            path = self.path_of(key)
+            try:
+                out.append(self._entry(key, path, read_artifact(path)))
+            except ArtifactError:
+                st = path.stat()
+                out.append(CachedArtifact(key, path, st.st_size, 0, None, "?", "", integrity.last_used(path)))
+        return out
+
+    def remove(self, key: CacheKey) -> None:
+        """Delete one artifact (under its lock), then its commit folder and refs if nothing else is left."""
+        with self.locked(key) as path:
+            for p in (integrity.memo_path(path), path):
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as err:
+                    from .fsutil import storage_error
+
+                    raise storage_error(err, p.parent) from None
+        self.tidy(self.root / key.dir_name)
+
+    def tidy(self, source_dir: Path) -> None:
+        """Remove commit folders without artifacts, refs pointing to them, and an empty source folder."""
+        if not source_dir.is_dir():
+            return
+        for commit_dir in [p for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR]:
+            sweep_temp_files(commit_dir)
+            if not any(parse_artifact_filename(p.name) for p in commit_dir.iterdir()) and not any(
+                p.name.startswith(".") and ".pifi-tmp-" in p.name for p in commit_dir.iterdir()
+            ):
+                shutil.rmtree(commit_dir, ignore_errors=True)
+        commits = {p.name for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR}
+        for name, commit in self.refs(source_dir).items():
+            if commit not in commits:
+                try:
+                    (source_dir / REFS_DIR / name).unlink()
+                except OSError:
+                    pass
+        for folder in sorted(source_dir.rglob("*"), reverse=True):
+            if folder.is_dir():
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
+        try:
+            source_dir.rmdir()
+        except OSError:
+            pass
+
+    def with_hit(self, artifact: CachedArtifact, hit: bool) -> CachedArtifact:
+        return replace(artifact, hit=hit)
