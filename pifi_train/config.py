@@ -1,0 +1,148 @@
+"""Every option of a training run, with the paper's defaults, plus precision and progress types.
+
+:class:`TrainConfig` is what ``pifi train`` fills from its options and what a run's
+``config.json`` records under ``options``; a resumed run is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Literal
+
+import torch
+
+from pifi_extract.errors import ConfigError
+
+from .model import ModelOptions
+
+DEFAULT_SLM = "google-bert/bert-base-uncased"
+
+
+@dataclass
+class TrainConfig:
+    """One ``pifi train`` invocation (defaults = the paper's recipe)."""
+
+    # data: a built-in task, or local files
+    task: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    validation_fraction: float = 0.2
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    # model
+    slm: str = DEFAULT_SLM
+    slm_pretrained: bool = True
+    layer_artifact: str | None = None
+    method: str = "pifi"
+    plug: str = "cls"
+    attention: str = "bidirectional"
+    post_norm: bool = False
+    pooling: str = "auto"
+    dropout: float = 0.2
+    # optimisation (Adam, no scheduler)
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    max_length: int = 100
+    label_smoothing: float = 0.05
+    grad_clip: float = 5.0
+    seed: int = 2023
+    seeds: int = 1
+    # execution and outputs
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+    output_dir: str | None = None
+    overwrite: bool = False
+
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(self.method, self.plug, self.attention, self.post_norm, self.pooling, self.dropout)
+
+    def validate(self) -> None:
+        """Cheap checks of option values and combinations (files and models are checked when loaded)."""
+        self.model_options()
+        if (self.task is None) == (self.train_file is None):
+            raise ConfigError("pass either --task or --train-file (not both, not neither)")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.method == "pifi" and not self.layer_artifact:
+            raise ConfigError("--method pifi needs --layer-artifact", "run `pifi extract` first, or use --method base")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "max_length": self.max_length,
+                    "seeds": self.seeds, "eval_batch_size": self.eval_batch_size or 1}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0 or not 0 <= self.label_smoothing < 1:
+            raise ConfigError("--lr and --grad-clip must be > 0, --weight-decay >= 0, --label-smoothing in [0, 1)")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a run computes: autocast dtype (None = fp32), the frozen layer's dtype, grad scaling."""
+
+    autocast: torch.dtype | None
+    layer_dtype: torch.dtype
+    grad_scaler: bool
+
+    def describe(self) -> dict[str, Any]:
+        name = lambda d: str(d).replace("torch.", "") if d is not None else None  # noqa: E731
+        return {"autocast": name(self.autocast), "layer_dtype": name(self.layer_dtype),
+                "grad_scaler": self.grad_scaler}
+
+
+def resolve_precision(precision: str, device: torch.device) -> Precision:
+    """CPU: fp32. CUDA: autocast bf16 (fp16 + grad scaler where bf16 is unsupported), layer in that dtype."""
+    if device.type != "cuda":
+        if precision not in ("auto", "fp32"):
+            raise ConfigError(f"--precision {precision} needs a CUDA device; on CPU pifi trains in fp32")
+        return Precision(None, torch.float32, False)
+    if precision == "fp32":
+        return Precision(None, torch.float32, False)
+    bf16_ok = torch.cuda.is_bf16_supported()
+    if precision == "bf16" and not bf16_ok:
+        raise ConfigError("--precision bf16: this GPU does not support bfloat16", "use --precision fp16")
+    if precision == "bf16" or (precision == "auto" and bf16_ok):
+        return Precision(torch.bfloat16, torch.bfloat16, False)
+    return Precision(torch.float16, torch.float16, True)
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What the trainer reports (rank 0 only) to a front end such as the CLI's progress bar.
+
+    ``kind``: ``run_start`` (seed, epochs), ``epoch_start`` (steps), ``step`` (loss, throughput),
+    ``epoch_end`` (validation metrics), ``run_end`` (final metrics).
+    """
+
+    kind: Literal["run_start", "epoch_start", "step", "epoch_end", "run_end"]
+    seed: int
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    examples_per_second: float | None = None
+    metrics: dict[str, Any] | None = None
+
+
+ProgressCallback = Callable[[ProgressEvent], None]

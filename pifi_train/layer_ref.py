@@ -1,0 +1,75 @@
+"""From ``--layer-artifact`` to a frozen layer: the one place a layer reference becomes a file.
+
+:func:`resolve_layer_reference` turns what the user typed into an artifact path: an
+existing file as is, anything else through ``layer_cache.resolve_reference`` once that
+resolver exists. Training reads the LLM only through this artifact, never the full model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pifi_extract.errors import SourceNotFoundError
+
+
+@dataclass(frozen=True)
+class LayerIdentity:
+    """What config.json records about the layer a run used."""
+
+    reference: str
+    path: str
+    sha256: str
+    model_type: str
+    layer_index: int
+    num_layers: int
+    source: str | None
+    hidden_size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_layer_reference(reference: str) -> Path:
+    """An artifact path for a reference: a file path, or (when available) a layer-cache reference."""
+    path = Path(reference).expanduser()
+    if path.is_file():
+        return path.resolve()
+    try:
+        import layer_cache
+
+        resolver = getattr(layer_cache, "resolve_reference", None)
+    except ImportError:  # pragma: no cover - layer_cache ships with pifi
+        resolver = None
+    if resolver is not None:
+        return Path(resolver(reference))
+    raise SourceNotFoundError(f"layer artifact {reference!r} does not exist",
+                              "pass the .safetensors file written by `pifi extract`")
+
+
+def describe_artifact(reference: str, verify: bool = True) -> LayerIdentity:
+    """Resolve and check an artifact (header, and data hash when ``verify``) without loading it."""
+    from pifi_extract.artifact import read_artifact, verify_artifact
+
+    path = resolve_layer_reference(reference)
+    info = verify_artifact(path) if verify else read_artifact(path)
+    return LayerIdentity(
+        reference=reference,
+        path=str(path),
+        sha256=info.data_sha256,
+        model_type=info.model_type,
+        layer_index=info.layer_index,
+        num_layers=info.num_layers,
+        source=info.provenance.get("source"),
+        hidden_size=int(info.config.get("hidden_size", 0)),
+    )
+
+
+def load_frozen_layer(identity: LayerIdentity, device: torch.device, dtype: torch.dtype) -> Any:
+    """The FrozenLayer of an already-described artifact (hash already checked), on ``device`` in ``dtype``."""
+    from .frozen_layer import load_layer
+
+    return load_layer(identity.path, device=device, dtype=dtype, verify=False)
