@@ -95,12 +95,18 @@ class HubSource:
         self.max_retries = max_retries
         self.backoff = default_backoff() if backoff is None else backoff
         with hub_errors(repo_id, revision):
-            info = HfApi(endpoint=constants.ENDPOINT).model_info(repo_id, revision=revision, token=token)
+            info = HfApi(endpoint=constants.ENDPOINT).model_info(
+                repo_id, revision=revision, token=token, files_metadata=True
+            )
         self.commit: str = info.sha  # type: ignore[assignment]
-        self._files = sorted(s.rfilename for s in (info.siblings or []))
+        siblings = info.siblings or []
+        self._files = sorted(s.rfilename for s in siblings)
         card = info.card_data.to_dict() if info.card_data is not None else {}
         self.license: str | None = card.get("license")
-        self._meta: dict[str, tuple[int, str | None]] = {}
+        # size and ETag (LFS sha256, else the git blob id) of every file, from that one request: no HEADs needed
+        self._meta: dict[str, tuple[int, str | None]] = {
+            s.rfilename: (s.size, s.lfs.sha256 if s.lfs else s.blob_id) for s in siblings if s.size is not None
+        }
         self._etags_seen: dict[str, str] = {}
         self._lock = threading.Lock()
 
