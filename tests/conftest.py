@@ -15,3 +15,9 @@ def hub_server(tmp_path_factory, monkeypatch):
     with HubServer() as server:
         point_hf_hub_at(server, monkeypatch, tmp_path_factory.mktemp("hf_home"))
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _pifi_cache_in_tmp(tmp_path_factory, monkeypatch):
+    """Every test (and every `pifi` subprocess it starts) uses its own empty pifi cache, never ~/.cache/pifi."""
+    monkeypatch.setenv("PIFI_CACHE", str(tmp_path_factory.mktemp("pifi_cache")))
