@@ -294,6 +294,28 @@ def frozen_params(state: dict[str, torch.Tensor]) -> int:
     return sum(t.numel() for t in state.values())
 
 
+def test_legacy_config_json_keys_are_understood(saved):
+    """A Llama-3.1 config.json written by transformers 4.x (rope_theta + rope_scaling)."""
+    from transformers import LlamaConfig
+
+    legacy = {
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "transformers_version": "4.43.0",
+        "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "num_hidden_layers": 4, "vocab_size": 128, "rms_norm_eps": 1e-6, "torch_dtype": "bfloat16",
+        "max_position_embeddings": 128, "rope_theta": 500000.0,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 16},
+    }  # fmt: skip
+    s = saved("llama-3.1-rope")
+    frozen = build_frozen_layer(legacy, 3, s.checkpoint_slice(s.spec.layer_tensor_prefix(3)))
+    assert frozen.config.rope_parameters == LlamaConfig.from_dict(legacy).rope_parameters
+    assert frozen.dtype == torch.float32  # the tensors' dtype, not the config's torch_dtype
+    ids, mask = _tokens(seed=6)
+    hidden_in, expected = s.capture(-1, ids, mask)
+    with torch.no_grad():
+        assert _max_diff(frozen(hidden_in, mask), expected) <= TOL
+
+
 # -- through a real artifact ---------------------------------------------------------------------
 @pytest.mark.parametrize(
     "case",
@@ -325,3 +347,34 @@ def test_extract_then_load_layer_is_exact(saved, case, tmp_path):
     hidden_in, expected = s.capture(-1, ids, mask)
     with torch.no_grad():
         assert _max_diff(frozen(hidden_in, mask), expected) <= TOL
+
+
+# -- CUDA (skipped without a GPU) ----------------------------------------------------------------
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_cuda_frozen_layer_reproduces_the_model_layer(saved, dtype):
+    """On the GPU, in each dtype, the FrozenLayer is the model's layer (same kernels, same inputs)."""
+    ids, mask = _tokens(seed=5)
+    ids, mask = ids.cuda(), mask.cuda()
+    report = {}
+    for case in CASES:
+        s = saved(case)
+        model = AutoModelForCausalLM.from_pretrained(s.folder, dtype=dtype).to("cuda").eval()
+        cuda_saved = Saved.__new__(Saved)
+        cuda_saved.__dict__.update(s.__dict__, model=model)
+        frozen = s.frozen(-1, device="cuda", dtype=dtype)
+        assert frozen.device.type == "cuda" and frozen.dtype == dtype
+        hidden_in, expected = cuda_saved.capture(-1, ids, mask)
+        with torch.no_grad():
+            got = frozen(hidden_in, mask)
+            bidirectional = frozen(hidden_in, mask, causal=False)
+        scale = float(expected.abs().max())
+        report[case] = _max_diff(got, expected, mask)
+        assert report[case] <= (TOL if dtype == torch.float32 else 1e-2 * scale), case
+        assert torch.isfinite(bidirectional[mask.bool()]).all()
+        # Gradients reach the input through the frozen bf16/fp16 layer under autocast.
+        x = hidden_in.float().requires_grad_(True)
+        with torch.autocast("cuda", dtype=torch.bfloat16 if dtype == torch.float32 else dtype):
+            frozen(x, mask, causal=False).float().square().mean().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    print(f"\ncuda {dtype}: max |frozen - model| over tokens: " + ", ".join(f"{k}={v:.1e}" for k, v in report.items()))

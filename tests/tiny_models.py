@@ -77,6 +77,20 @@ TINY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "gemma3-bidirectional": ("gemma3_text", {"use_bidirectional_attention": True}),
+    # Llama-3.1's scaled rotary (rope_type llama3), shrunk to the tiny context.
+    "llama-3.1-rope": (
+        "llama",
+        {
+            "rope_parameters": {
+                "rope_type": "llama3",
+                "rope_theta": 500000.0,
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 16,
+            }
+        },
+    ),
 }
 
 
