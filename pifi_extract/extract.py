@@ -46,8 +46,17 @@ def is_local_reference(llm: str) -> bool:
     return p.exists() or llm.startswith((".", "/", "~")) or not _REPO_ID.match(llm) or llm.endswith(".gguf")
 
 
-def open_source(llm: str, revision: str | None = None, *, token: str | bool | None = None) -> Source:
-    """A local folder, or a Hub repo resolved to one commit (with ``HF_HUB_OFFLINE``, its cached snapshot)."""
+def open_source(
+    llm: str, revision: str | None = None, *, token: str | bool | None = None, gguf_file: str | None = None
+) -> Source:
+    """A local folder, or a Hub repo resolved to one commit (with ``HF_HUB_OFFLINE``, its cached snapshot).
+
+    A ``.gguf`` path, or ``gguf_file`` (a file in the folder or repo), opens a GGUF source (see ``gguf_source``).
+    """
+    if gguf_file is not None or llm.endswith(".gguf"):
+        from .gguf_source import open_gguf_source
+
+        return open_gguf_source(llm, gguf_file, revision, token=token)
     if is_local_reference(llm):
         return LocalSource(Path(llm), revision=revision)
     from huggingface_hub import constants
@@ -83,6 +92,10 @@ def read_safetensors_header(source: Source, file: str) -> SafetensorsHeader:
 
 def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", workers: int = 8) -> list[LayerPlan]:
     """Plan one artifact per requested layer; reads only config, index and the needed shards' headers."""
+    if source.kind == "gguf":
+        from .gguf_source import plan_gguf_layers
+
+        return plan_gguf_layers(source, layers, dtype=dtype)  # type: ignore[arg-type,return-value]
     files = source.files()
     if "config.json" not in files:
         raise SourceNotFoundError(f"{source.name} has no config.json", "point --llm at a transformers model")
@@ -144,6 +157,10 @@ def write_artifact(
     chunk_bytes: int = 8 << 20,
 ) -> ArtifactInfo:
     """Stream the plan's tensors into ``path`` (atomically), in parallel, with flat memory."""
+    if source.kind == "gguf":
+        from .gguf_source import write_gguf_artifact
+
+        return write_gguf_artifact(source, plan, path, progress=progress, workers=workers)  # type: ignore[arg-type]
     from .writer import AtomicArtifactWriter
 
     total = plan.source_bytes
@@ -187,9 +204,10 @@ def extract_layers(
     token: str | bool | None = None,
     dtype: str = "keep",
     progress: ProgressCallback | None = None,
+    gguf_file: str | None = None,
 ) -> list[ExtractResult]:
     """Extract several layers of one model, one artifact each, at ``output_for(plan)``."""
-    source = open_source(llm, revision, token=token) if isinstance(llm, str) else llm
+    source = open_source(llm, revision, token=token, gguf_file=gguf_file) if isinstance(llm, str) else llm
     results = []
     for plan in plan_layers(source, layers, dtype=dtype):
         path = Path(output_for(plan))
@@ -207,9 +225,17 @@ def extract_layer(
     token: str | bool | None = None,
     dtype: str = "keep",
     progress: ProgressCallback | None = None,
+    gguf_file: str | None = None,
 ) -> ExtractResult:
-    """Extract one layer of ``llm`` (Hub repo id or local folder) into the artifact ``output``."""
+    """Extract one layer of ``llm`` (Hub repo id, local folder or ``.gguf`` file) into the artifact ``output``."""
     (result,) = extract_layers(
-        llm, [layer], lambda _: Path(output), revision=revision, token=token, dtype=dtype, progress=progress
+        llm,
+        [layer],
+        lambda _: Path(output),
+        revision=revision,
+        token=token,
+        dtype=dtype,
+        progress=progress,
+        gguf_file=gguf_file,
     )
     return result
