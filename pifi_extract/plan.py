@@ -22,8 +22,6 @@ SINGLE_FILE = "model.safetensors"
 # Output dtype choices of `--dtype` and their safetensors names.
 DTYPE_CHOICES = {"keep": None, "bf16": "BF16", "fp16": "F16", "fp32": "F32"}
 FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-# Tensor names of old checkpoints that are buffers rebuilt from the config, never weights.
-IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "attn.masked_bias", "attn.bias")
 
 
 def choose_weight_files(files: list[str]) -> str:
@@ -87,8 +85,9 @@ def select_tensors(weight_map: Mapping[str, str], arch: ArchSpec, layer_index: i
     selected: dict[str, tuple[str, str]] = {}
     for prefix, out_prefix in ((arch.layer_tensor_prefix(layer_index), ""), (arch.final_norm_prefix, FINAL_NORM_PREFIX)):
         for name, file in weight_map.items():
-            if name.startswith(prefix) and not name.endswith(IGNORED_SUFFIXES):
-                selected[out_prefix + name[len(prefix) :]] = (name, file)
+            relative = name[len(prefix) :]
+            if name.startswith(prefix) and not arch.is_ignored_tensor(relative):  # stale buffers, not weights
+                selected[out_prefix + relative] = (name, file)
     if not any(not k.startswith(FINAL_NORM_PREFIX) for k in selected):
         raise CorruptFileError(f"no tensors named {arch.layer_tensor_prefix(layer_index)}* in the checkpoint")
     return selected

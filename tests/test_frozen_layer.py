@@ -316,22 +316,7 @@ def test_legacy_config_json_keys_are_understood(saved):
 
 
 # -- through a real artifact ---------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "case",
-    [
-        "llama",
-        "gemma2",
-        "gpt_neox",
-        pytest.param(
-            "falcon",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="pifi_extract/plan.py IGNORED_SUFFIXES 'attn.bias' drops Falcon's ln_attn.bias; "
-                "use ArchSpec.is_ignored_tensor instead (remove this mark once fixed)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("case", list(CASES))
 def test_extract_then_load_layer_is_exact(saved, case, tmp_path):
     from pifi_extract import extract_layer
 
