@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .get_or_extract import get_or_extract, get_or_extract_layers
 from .hub_share import PushResult, key_of, pull, push
+from .fsutil import place_copy
 from .layout import CacheKey, cache_root, default_cache_root
 from .prune import PruneResult, VerifyResult, parse_duration, parse_size, prune, verify
 from .resolver import ResolvedArtifact, artifact_path, resolve_key, resolve_reference
@@ -32,6 +33,7 @@ __all__ = [
     "key_of",
     "local_fingerprint",
     "parse_duration",
+    "place_copy",
     "parse_size",
     "prune",
     "pull",

@@ -45,14 +45,16 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def storage_error(err: OSError, where: Path) -> StorageError:
-    """One-line error for a failed write into the cache."""
+def storage_error(err: OSError, where: Path, what: str = "the pifi cache folder") -> StorageError:
+    """One-line error for a failed write into the cache (or into ``what``)."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageError(f"disk full while writing {where}", "free some space, or `pifi cache prune --max-size ...`")
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
         return StorageError(
-            f"the pifi cache folder {where} is not writable",
-            "pass --cache-dir or set PIFI_CACHE to a writable folder (shared caches: see `chmod g+s` in the docs)",
+            f"{what} {where} is not writable",
+            "pass --cache-dir or set PIFI_CACHE to a writable folder (shared caches: see `chmod g+s` in the docs)"
+            if what == "the pifi cache folder"
+            else "choose a writable --output",
         )
     return StorageError(f"cannot write {where}: {err.strerror or err}")
 
@@ -128,7 +130,7 @@ def key_lock(lock_path: Path, on_wait: Callable[[], None] | None = None) -> Iter
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:  # another user's live process
         return True
@@ -168,9 +170,39 @@ def sweep_temp_files(
                     continue
             except OSError:
                 continue
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
     return removed
+
+
+def place_copy(src: Path, dst: Path) -> Path:
+    """Put ``src`` at ``dst`` too: a hard link on the same file system, else a copy (atomic either way)."""
+    import shutil
+
+    dst = Path(dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage_error(err, dst.parent, "the output folder") from None
+    try:
+        if dst.exists() and os.path.samefile(src, dst):
+            return dst
+    except OSError:
+        pass
+    tmp = dst.with_name(f".{dst.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as err:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise storage_error(err, dst.parent, "the output folder") from None
+    return dst

@@ -83,11 +83,11 @@ def prune(
     chosen = choose(entries, now=time.time(), older_than_s=older_than_s, max_bytes=max_bytes)
     swept = 0
     if not dry_run:
+        folders = [cache.root / INCOMING_DIR] + [p for p in cache.root.glob("*/*") if p.is_dir()]
+        swept = sum(len(sweep_temp_files(folder)) for folder in folders)
         for entry in chosen:
             cache.remove(entry.key)
-        for folder in [cache.root / INCOMING_DIR] + [p for p in cache.root.glob("*/*") if p.is_dir()]:
-            swept += len(sweep_temp_files(folder))
-        for source_dir in [p for p in cache.root.iterdir() if p.is_dir() and not p.name.startswith(".")] if cache.root.is_dir() else []:
+        for source_dir in [p for p in cache.root.glob("*") if p.is_dir() and not p.name.startswith(".")]:
             cache.tidy(source_dir)
     freed = sum(e.size for e in chosen)
     return PruneResult(chosen, freed, sum(e.size for e in entries) - freed, swept)

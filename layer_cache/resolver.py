@@ -42,6 +42,9 @@ class ResolvedArtifact:
     path: Path
     cached: CachedArtifact | None = None
 
+    def __fspath__(self) -> str:  # so `Path(resolve_reference(ref))` is the artifact file
+        return str(self.path)
+
 
 def resolve_reference(
     reference: str,
