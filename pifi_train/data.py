@@ -114,7 +114,7 @@ _INT = re.compile(r"^[+-]?\d+$")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def _label_key(value: Any, path: Path, number: int) -> int | str:
+def label_key(value: Any, path: Path, number: int) -> int | str:
     """A label as a class key: an int, or a stripped name. Empty or fractional labels do not parse."""
     if isinstance(value, bool):
         return str(value).lower()
@@ -149,7 +149,7 @@ def _file_examples(
     rows = read_table(path)
     texts = [str(v) for v in _column(rows, text_column, path)]
     pairs = [str(v) for v in _column(rows, text_pair_column, path)] if text_pair_column else None
-    keys = [_label_key(v, path, i) for i, v in enumerate(_column(rows, label_column, path), 1)]
+    keys = [label_key(v, path, i) for i, v in enumerate(_column(rows, label_column, path), 1)]
     names = label_names_from(keys) if label_ids is None else list(label_ids)
     ids = label_ids or {name: i for i, name in enumerate(names)}
     labels = []

@@ -1,8 +1,9 @@
 """From ``--layer-artifact`` to a frozen layer: the one place a layer reference becomes a file.
 
 :func:`resolve_layer_reference` turns what the user typed into an artifact path: an
-existing file as is, anything else through ``layer_cache.resolve_reference`` once that
-resolver exists. Training reads the LLM only through this artifact, never the full model.
+existing file as is, anything else through the layer cache's resolver (cache keys such as
+``meta-llama/Llama-3.1-8B:-1``, paths inside the cache, ``hf://`` files). Training reads the
+LLM only through this artifact, never the full model.
 """
 
 from __future__ import annotations
@@ -34,20 +35,16 @@ class LayerIdentity:
 
 
 def resolve_layer_reference(reference: str) -> Path:
-    """An artifact path for a reference: a file path, or (when available) a layer-cache reference."""
+    """An artifact path for a reference: a file path, or a layer-cache reference (key, cache path, hf://)."""
     path = Path(reference).expanduser()
     if path.is_file():
         return path.resolve()
-    try:
-        import layer_cache
+    if path.suffix == ".safetensors" and not reference.startswith("hf://"):
+        raise SourceNotFoundError(f"layer artifact {reference!r} does not exist",
+                                  "pass the .safetensors file written by `pifi extract`, or a cache key")
+    from layer_cache import artifact_path
 
-        resolver = getattr(layer_cache, "resolve_reference", None)
-    except ImportError:  # pragma: no cover - layer_cache ships with pifi
-        resolver = None
-    if resolver is not None:
-        return Path(resolver(reference))
-    raise SourceNotFoundError(f"layer artifact {reference!r} does not exist",
-                              "pass the .safetensors file written by `pifi extract`")
+    return Path(artifact_path(reference))
 
 
 def describe_artifact(reference: str, verify: bool = True) -> LayerIdentity:

@@ -87,7 +87,7 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
         "layer": layer.to_dict() if layer is not None else None,
         "slm": {"name": config.slm, "model_type": slm_config.model_type, "hidden_size": slm_config.hidden_size,
                 "pooling": model.pooling},
-        "data": data.source, "labels": data.label_names,
+        "data": data.source, "labels": data.label_names, "text_pairs": data.train.pairs is not None,
         "num_examples": {"train": len(data.train), "validation": len(data.validation),
                          "test": len(data.test) if data.test is not None else 0},
         "parameters": {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),

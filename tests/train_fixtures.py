@@ -9,6 +9,7 @@ text of a pair). Import the fixtures into a test module to use them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -122,3 +123,26 @@ def assets(tmp_path_factory) -> dict[str, Path]:
     files = write_task(root / "task")
     return {"bert": make_tiny_bert(root / "bert"), "decoder": make_tiny_decoder_slm(root / "decoder"),
             "artifact": make_tiny_artifact(root / "artifact"), **files}
+
+
+@contextlib.contextmanager
+def offline_single_thread():
+    """Offline Hub (no test may reach it) and one torch thread: tiny models on shared cores run
+    several times faster without thread contention."""
+    import huggingface_hub.constants
+
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def train_env():
+    with offline_single_thread():
+        yield

@@ -1,0 +1,151 @@
+"""``pifi predict``: reload a run (trainable checkpoint + the artifact it used) and classify texts.
+
+The run directory holds the SLM's config and tokenizer and the trainable tensors;
+the frozen layer comes from the artifact recorded in ``config.json`` (its sha256
+must match) — nothing is downloaded and the LLM is never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from pifi_extract.errors import ArtifactError, ConfigError
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .config import Precision, TrainConfig, resolve_precision
+from .data import Examples, label_key, read_table
+from .layer_ref import describe_artifact, load_frozen_layer
+from .model import PifiModel
+from .slm import load_slm, load_slm_config, load_tokenizer
+from .tasks import get_task
+from .trainer import infer
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready to predict."""
+
+    run_dir: Path
+    record: dict[str, Any]
+    options: TrainConfig
+    model: PifiModel
+    tokenizer: Any
+    label_names: list[str]
+    ctx: dist.DistContext
+    precision: Precision
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+
+
+def _layer_for(record: dict[str, Any], override: str | None) -> Any:
+    """The run's artifact (or ``override``), refused when its data differs from the one trained with."""
+    recorded = record.get("layer") or {}
+    if override is not None:
+        identity = describe_artifact(override)
+    else:
+        reference = recorded.get("path") or recorded.get("reference")
+        if not Path(str(reference)).is_file() and recorded.get("reference"):
+            reference = recorded["reference"]
+        identity = describe_artifact(str(reference))
+    if identity.sha256 != recorded.get("sha256"):
+        raise ArtifactError(f"artifact {identity.path} is not the layer this run was trained with "
+                            f"(sha256 {identity.sha256[:12]}… vs {str(recorded.get('sha256'))[:12]}…)")
+    return identity
+
+
+def load_run(run_dir: str | Path, device: str = "auto", layer_artifact: str | None = None) -> LoadedRun:
+    """Rebuild the model of a finished run from its directory (best epoch's tensors)."""
+    run_dir = Path(run_dir)
+    if (run_dir / ckpt.SWEEP).is_file():
+        seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
+        raise ConfigError(f"{run_dir} holds several seeds", f"pass one of its run directories: {seeds}")
+    record = ckpt.read_json(run_dir / ckpt.CONFIG)
+    if not record.get(ckpt.RUN_MARKER):
+        raise ConfigError(f"{run_dir} is not a pifi run directory")
+    options = TrainConfig.from_dict(record["options"])
+    ctx = dist.DistContext(device=dist.resolve_device(device))
+    precision = resolve_precision("auto", ctx.device)
+    folder = str(run_dir / ckpt.CHECKPOINT_DIR)
+    slm = load_slm(folder, load_slm_config(folder), pretrained=False)
+    frozen = None
+    if options.method == "pifi":
+        frozen = load_frozen_layer(_layer_for(record, layer_artifact), ctx.device, precision.layer_dtype)
+    labels = list(record["labels"])
+    model = PifiModel(slm, len(labels), options.model_options(), frozen)
+    ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))
+    model.to(ctx.device).eval()
+    return LoadedRun(run_dir, record, options, model, load_tokenizer(folder), labels, ctx, precision)
+
+
+def predict(run: LoadedRun, texts: Sequence[str], pairs: Sequence[str] | None = None,
+            batch_size: int = 64) -> list[Prediction]:
+    """Label and class probabilities of each text (or text pair)."""
+    if not texts:
+        return []
+    if pairs is not None and len(pairs) != len(texts):
+        raise ConfigError(f"{len(texts)} texts but {len(pairs)} second texts")
+    if (pairs is not None) != bool(run.record.get("text_pairs")):
+        raise ConfigError("this run was trained on text pairs; pass the second text too" if pairs is None
+                          else "this run was trained on single texts; do not pass a second text")
+    examples = Examples(list(texts), list(pairs) if pairs is not None else None, [0] * len(texts))
+    _, probs = infer(run.model, examples, run.tokenizer, run.options.max_length, batch_size, run.ctx,
+                     run.precision)  # (N, C)
+    return [Prediction(run.label_names[int(p.argmax())], {name: float(v) for name, v in zip(run.label_names, p)})
+            for p in probs]
+
+
+def read_inputs(path: str | Path, run: LoadedRun) -> tuple[list[str], list[str] | None, list[int] | None]:
+    """Texts (pairs, and label ids when the file has the run's label column) from a .txt/.csv/.tsv/.jsonl file.
+
+    A .txt file is one text per line. Other files use the run's text / pair / label column names.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        if not path.is_file():
+            raise ConfigError(f"input file not found: {path}")
+        texts = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not texts:
+            raise ConfigError(f"input file has no lines: {path}")
+        return texts, None, None
+    rows = read_table(path)
+    options = run.options
+    text_column = options.text_column if options.task is None else None
+    pair_column = options.text_pair_column if options.task is None else None
+    if options.task is not None:  # built-in tasks: their own column names
+        spec = get_task(options.task)
+        text_column, pair_column, label_column = spec.text_column, spec.text_pair_column, spec.label_column
+    else:
+        label_column = options.label_column
+    for column in filter(None, (text_column, pair_column)):
+        if column not in rows[0]:
+            raise ConfigError(f"{path} has no column {column!r}", f"its columns: {', '.join(map(str, rows[0]))}")
+    texts = [str(r[text_column]) for r in rows]
+    pairs = [str(r[pair_column]) for r in rows] if pair_column else None
+    labels = None
+    if label_column in rows[0]:
+        ids = {name: i for i, name in enumerate(run.label_names)}
+        raw_ids = dict(get_task(options.task).label_ids) if options.task is not None else {}
+        labels = []
+        for number, row in enumerate(rows, 1):
+            key = label_key(row[label_column], path, number)
+            if str(key) in ids:
+                labels.append(ids[str(key)])
+            elif key in raw_ids:  # a built-in task's raw label id
+                labels.append(raw_ids[key])
+            else:
+                raise ConfigError(f"label {key!r} in {path} row {number} is not one of the run's labels",
+                                  f"labels: {', '.join(run.label_names)}")
+    return texts, pairs, labels
+
+
+def accuracy(predictions: Sequence[Prediction], labels: Sequence[int], label_names: Sequence[str]) -> float:
+    hits = sum(p.label == label_names[y] for p, y in zip(predictions, labels))
+    return hits / len(labels) if labels else 0.0
+
