@@ -7,6 +7,7 @@ code 2; set ``PIFI_DEBUG=1`` to see the traceback instead.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -30,9 +31,14 @@ def _fail(message: str) -> None:
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: run the app, turning pifi errors into one line and exit code 2."""
     debug = os.environ.get("PIFI_DEBUG", "") not in ("", "0")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill`/job schedulers: clean up temp files like Ctrl-C does
     try:
         app(args=argv, standalone_mode=False)
     except PifiError as err:

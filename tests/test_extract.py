@@ -277,3 +277,16 @@ def test_cli_extract_then_inspect(tmp_path, hub):
     assert data["provenance"]["commit"] == hub.head(REPO)
     assert data["tensors"]["self_attn.q_proj.weight"] == ["F32", [64, 64]]
     assert data["layer_config"]["num_key_value_heads"] == 2
+
+
+def test_cli_refuses_an_unsupported_architecture_in_one_line(tmp_path, llama_dir):
+    folder = tmp_path / "mamba"
+    folder.mkdir()
+    config = json.loads((llama_dir / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "mamba"}))
+    for f in llama_dir.glob("*.safetensors*"):
+        (folder / f.name).symlink_to(f)
+    proc = _pifi("extract", "--llm", str(folder), "--layer", "-1", "-o", str(tmp_path / "x.safetensors"))
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "unsupported architecture model_type='mamba'" in proc.stderr
+    assert "llama" in proc.stderr and not (tmp_path / "x.safetensors").exists()
