@@ -263,7 +263,7 @@ def cache_verify(
     bad = [r for r in results if not r.ok]
     if bad:
         _fail(f"{len(bad)} of {len(results)} artifacts are corrupt; remove them with `pifi cache rm KEY` and extract again")
-        raise typer.Exit(1)
+        sys.exit(1)  # (typer.Exit's code is lost under standalone_mode=False)
     if not results:
         out.print("the cache is empty")
 
