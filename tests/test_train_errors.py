@@ -1,0 +1,119 @@
+"""Bad input to `pifi train` / `predict` / `report`: one line on stderr, exit code 2, nothing written or overwritten."""
+
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import cli
+from train_fixtures import FAST_OPTIONS, assets, make_tiny_artifact, train_env, write_jsonl  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.usefixtures("train_env")
+
+
+def _args(assets, out, **overrides):
+    options = {"train-file": assets["train"], "validation-file": assets["validation"], "slm": assets["bert"],
+               "layer-artifact": assets["artifact"], "output-dir": out, "epochs": 1, "max-length": 16}
+    options.update(overrides)
+    args = ["train"]
+    for key, value in options.items():
+        if value is not None:
+            args += [f"--{key}", str(value)]
+    return args
+
+
+def _fails(capsys, args, match):
+    with pytest.raises(SystemExit) as info:
+        cli.main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err, err
+    assert match in err, err
+    return err
+
+
+def _corrupted_copy(artifact, folder):
+    copy = folder / "corrupt.safetensors"
+    shutil.copy(artifact, copy)
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    return copy
+
+
+def test_artifact_errors(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, **{"layer-artifact": tmp_path / "missing.safetensors"}), "does not exist")
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    _fails(capsys, _args(assets, out, **{"layer-artifact": plain}), "not a pifi artifact")
+    _fails(capsys, _args(assets, out, **{"layer-artifact": _corrupted_copy(assets["artifact"], tmp_path)}),
+           "does not match")
+    _fails(capsys, _args(assets, out, **{"layer-artifact": None}), "--method pifi needs --layer-artifact")
+    assert not out.exists()
+
+
+def test_slm_errors(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, slm="nobody/no-such-model"), "not available offline")
+    _fails(capsys, _args(assets, out, slm=tmp_path / "no-such-folder"), "no such folder")
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
+    _fails(capsys, _args(assets, out, slm=empty), "not a loadable model")
+    assert not out.exists()
+
+
+def test_data_errors(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, **{"train-file": tmp_path / "nope.jsonl"}), "data file not found")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    _fails(capsys, _args(assets, out, **{"train-file": empty}), "has no rows")
+    _fails(capsys, _args(assets, out, **{"text-column": "sentence"}), "has no column 'sentence'")
+    fractional = write_jsonl(tmp_path / "frac.jsonl", [{"text": "a", "label": 0.25}])
+    _fails(capsys, _args(assets, out, **{"train-file": fractional}), "does not parse")
+    _fails(capsys, _args(assets, out, **{"train-file": None, "validation-file": None, "task": "sst3"}),
+           "known tasks: cola, imdb, mnli, snli, sst2, tweet_offensive, tweet_sentiment_binary")
+    _fails(capsys, _args(assets, out, **{"task": "sst2"}), "either --task or --train-file")
+    _fails(capsys, _args(assets, out, **{"batch-size": 10_000}), "fewer than one batch")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda(assets, tmp_path, capsys):
+    _fails(capsys, _args(assets, tmp_path / "out", device="cuda"), "CUDA is not available")
+    _fails(capsys, _args(assets, tmp_path / "out", precision="bf16"), "needs a CUDA device")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_output_dir_is_refused_and_left_alone(assets, tmp_path, capsys):
+    mine = tmp_path / "precious"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    _fails(capsys, _args(assets, mine), "already exists")
+    _fails(capsys, _args(assets, mine) + ["--overwrite"], "not a pifi run directory")
+    _fails(capsys, _args(assets, mine) + ["--resume"], "not a pifi run directory")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_existing_run_needs_overwrite_and_bad_input_keeps_it(assets, tmp_path, capsys):
+    run = tmp_path / "run"
+    cli.main(_args(assets, run, **{"batch-size": 16, "lr": FAST_OPTIONS["lr"]}) + ["--quiet"])
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    _fails(capsys, _args(assets, run), "already exists")
+    _fails(capsys, _args(assets, run, **{"layer-artifact": tmp_path / "gone.safetensors"}) + ["--overwrite"],
+           "does not exist")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    other = make_tiny_artifact(tmp_path / "other", seed=1)
+    _fails(capsys, ["predict", "--run-dir", str(run), "--text", "x", "--layer-artifact", str(other)],
+           "is not the layer this run was trained with")
+    _fails(capsys, ["predict", "--run-dir", str(run), "--text", "x", "--text-pair", "y"], "single texts")
+    cli.main(_args(assets, run, **{"batch-size": 16, "method": "base"}) + ["--overwrite", "--quiet"])
+    assert '"method": "base"' in (run / "config.json").read_text()
+
+
+def test_predict_and_report_errors(assets, tmp_path, capsys):
+    _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x"], "config.json does not exist")
+    _fails(capsys, ["report", str(tmp_path / "nothing")], "no such run directory")
+    _fails(capsys, ["report", str(tmp_path)], "no pifi runs")
