@@ -352,7 +352,7 @@ def _print_cache_table(entries: list, root: Path, total: int) -> None:
 
     table = Table(title=f"pifi cache: {root}", title_justify="left")
     for col in ("source", "commit", "layer", "dtype", "params", "size", "last used", "reference"):
-        table.add_column(col, justify="right" if col in ("layer", "params", "size") else "left")
+        table.add_column(col, justify="right" if col in ("layer", "params", "size") else "left", overflow="fold")
     for e in entries:
         commit = e.key.commit[:12] + (f" ({', '.join(e.refs)})" if e.refs else "")
         layer = f"{e.key.layer_index}/{e.num_layers}" if e.num_layers else str(e.key.layer_index)

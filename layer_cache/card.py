@@ -35,7 +35,7 @@ def human_size(n: float) -> str:
 
 def train_command(repo_id: str, path: str) -> str:
     """The exact command that trains with a pushed artifact."""
-    return f"pifi train --task sst2 --slm bert-base-uncased --layer-artifact hf://{repo_id}/{path}"
+    return f"pifi train --task sst2 --slm google-bert/bert-base-uncased --layer-artifact hf://{repo_id}/{path}"
 
 
 def model_card(repo_id: str, entries: list[CardEntry], gated: dict[str, bool | None], others: list[str] = ()) -> str:

@@ -86,7 +86,7 @@ def test_push_then_pull_round_trip_with_model_card(tmp_path, hub, llama_dir):
     card = hub.repos[SHARED].commits[hub.head(SHARED)].files["README.md"].source.read_text()
     assert "license: llama3.1" in card and "base_model:" in card and "- meta/gated-tiny" in card
     assert "gated model" in card and result.warnings and "gated" in result.warnings[0]
-    assert f"pifi train --task sst2 --slm bert-base-uncased --layer-artifact hf://{SHARED}/{rel}" in card
+    assert f"pifi train --task sst2 --slm google-bert/bert-base-uncased --layer-artifact hf://{SHARED}/{rel}" in card
 
     member = tmp_path / "member-cache"  # another machine: pull everything, then use it offline by key
     pulled = pull(SHARED, token=hub.write_token, cache_dir=member)
