@@ -101,8 +101,9 @@ def push(
         info = verify_artifact(resolved.path)  # never upload a corrupt file
         key = resolved.cached.key if resolved.cached else key_of(info)
         rel = str(key.rel_path)
-        files[rel] = resolved.path
-        entries.append(_card_entry(rel, key, info))
+        if rel not in files:
+            files[rel] = resolved.path
+            entries.append(_card_entry(rel, key, info))
     api = HfApi(endpoint=constants.ENDPOINT, token=token)
     with _write_errors(to):
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")

@@ -162,3 +162,17 @@ def test_pull_of_a_non_artifact_is_refused(tmp_path, capsys, hub_server):
     one_line_error(code, err, "org/stuff/a.txt is not a pifi artifact")
     assert LayerCache(tmp_path / "c").keys() == []
     assert [f for f in files_under(tmp_path / "c") if not f.startswith(".locks")] == []
+
+
+def test_push_and_pull_commands(tmp_path, capsys, llama_dir, hub_server):
+    lab, member = tmp_path / "lab", tmp_path / "member"
+    art = get_or_extract(str(llama_dir), -1, cache_dir=lab)
+    code, out, _ = pifi(capsys, "cache", "push", art.reference, "--to", "lab/layers", "--public",
+                        "--token", hub_server.write_token, "--cache-dir", str(lab))
+    assert code == 0 and f"pushed hf://lab/layers/{art.key.rel_path}" in out and "use it with: pifi train" in out
+    assert not hub_server.repos["lab/layers"].private
+    code, out, _ = pifi(capsys, "cache", "pull", "lab/layers", "--cache-dir", str(member), "-q")
+    assert code == 0 and f"pulled: {art.reference}" in out
+    code, out, _ = pifi(capsys, "cache", "pull", "lab/layers", str(art.key.rel_path), "--cache-dir", str(member), "-q")
+    assert code == 0 and "already cached" in out
+    assert [k.display() for k in LayerCache(member).keys()] == [art.reference]
