@@ -40,7 +40,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     debug = os.environ.get("PIFI_DEBUG", "") not in ("", "0")
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`/job schedulers: clean up temp files like Ctrl-C does
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n here
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except PifiError as err:
         if debug:
             raise
@@ -573,6 +575,72 @@ def report(
         out.print(f"[yellow]unfinished, skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     if result.plot is not None:
         out.print(f"validation curves: {result.plot}", highlight=False, soft_wrap=True)
+
+
+# ---- demo ------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    quick: bool = typer.Option(False, "--quick", help="A few hundred examples, 2 epochs (~1-2 min on 2 CPU cores): a smoke test."),
+    seeds: int = typer.Option(1, "--seeds", help="Train each configuration with this many seeds (mean ± std)."),
+    seed: int = typer.Option(2023, "--seed", help="First training seed (the data split is fixed)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 3; --quick: 2)."),
+    train_size: Optional[int] = typer.Option(None, "--train-size", help="Training snippets used (default 2048 of 10,246; --quick: 256)."),
+    eval_size: Optional[int] = typer.Option(None, "--eval-size", help="Validation/test snippets (default: all 1,281 each; --quick: 128)."),
+    lr: float = typer.Option(5e-5, "--lr", help="Adam learning rate (the paper's 5e-5)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Where runs, data splits and the plot go (default runs/demo-<time>)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """The whole pipeline offline on real assets: SmolLM2's last layer from its GGUF, MiniLM base vs + PiFi."""
+    from transformers.utils import logging as hf_logging
+
+    from pifi_train.demo import DemoOptions, run_demo
+
+    hf_logging.disable_progress_bar()
+    options = DemoOptions(quick=quick, seeds=seeds, seed=seed, epochs=epochs, train_size=train_size,
+                          eval_size=eval_size, lr=lr, device=device, output_dir=output_dir,
+                          cache_dir=str(cache_dir) if cache_dir else None)
+    stage = (lambda text: None) if quiet else (lambda text: console.print(f"[bold]{text}[/]", highlight=False))
+    with _TrainProgress(quiet) as progress:
+        result = run_demo(options, progress, stage)
+    _print_demo(result)
+
+
+def _print_demo(result: "object") -> None:
+    from rich.table import Table
+
+    r = result  # pifi_train.demo.DemoResult
+    mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
+    pm = lambda values: (lambda m, s: f"{100 * m:.2f}" + (f" ± {100 * s:.2f}" if len(values) > 1 else ""))(  # noqa: E731
+        *r.methods[0].stat(values))
+    out = Console()
+    layer = r.layer
+    out.print(
+        f"layer: {layer.parameters / 1e6:.2f}M params, artifact {mb(layer.artifact_bytes)} (fp32, dequantized from "
+        f"{'/'.join(layer.quantization_types) or 'float'}) = {100 * layer.artifact_bytes / layer.gguf_bytes:.1f}% of the "
+        f"{mb(layer.gguf_bytes)} GGUF; extraction read {mb(layer.gguf_layer_bytes)} of layer tensors "
+        f"({100 * layer.gguf_layer_bytes / layer.gguf_bytes:.1f}%) + the header"
+        f"{' [cache hit]' if layer.from_cache else f' in {layer.seconds:.1f} s'}",
+        highlight=False, soft_wrap=True)
+    d = r.data
+    table = Table(title=f"pifi demo: Rotten Tomatoes fresh vs rotten — test split ({d['test']} snippets), "
+                        f"trained on {d['train']} of {d['train_full']}, {r.options['epochs']} epochs, "
+                        f"{r.options['seeds']} seed(s)", title_justify="left")
+    for col in ("model", "test acc %", "macro-F1 %", "Δ acc", "trainable", "frozen", "s/step", "time"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    base = next((m for m in r.methods if m.name == "base"), None)
+    for m in r.methods:
+        delta = f"{100 * (m.stat(m.accuracy)[0] - base.stat(base.accuracy)[0]):+.2f}" if base and m is not base else ""
+        table.add_row(m.label, pm(m.accuracy), pm(m.macro_f1), delta, f"{m.trainable_parameters / 1e6:.2f}M",
+                      f"{m.frozen_parameters / 1e6:.2f}M", f"{m.step_seconds:.2f}", f"{m.seconds:.0f} s")
+    out.print(table)
+    if r.plot:
+        out.print(f"validation curves: {r.plot}", highlight=False, soft_wrap=True)
+    out.print(f"runs, data splits and demo.json: {r.output_dir}  (total {r.seconds / 60:.1f} min)",
+              highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

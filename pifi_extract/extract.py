@@ -79,7 +79,9 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> Source:
             "unset HF_HUB_OFFLINE to extract it, or pass a local model folder to --llm",
         )
     snapshot = Path(found).parent
-    return LocalSource(snapshot, revision=revision, commit=snapshot.name)
+    source = LocalSource(snapshot, revision=revision, commit=snapshot.name, kind="hub")
+    source.name = repo_id  # provenance names the repo, as when read online
+    return source
 
 
 def read_safetensors_header(source: Source, file: str) -> SafetensorsHeader:
