@@ -135,7 +135,10 @@ def open_gguf_source(
                 f"HF_HUB_OFFLINE=1 and {llm}/{gguf_file} is neither in the pifi cache nor in the Hugging Face cache",
                 "unset HF_HUB_OFFLINE to extract it, or pass the local .gguf file to --llm",
             )
-        return GgufSource(MappedFile(found, commit=Path(found).parent.name), gguf_file)
+        snapshot = Path(found).parents[len(Path(gguf_file).parts) - 1]  # .../snapshots/<commit>
+        cached = MappedFile(found, commit=snapshot.name)
+        cached.kind, cached.name, cached.revision = "hub", llm, revision  # provenance names the repo, as online
+        return GgufSource(cached, gguf_file)
     from .hub_source import HubSource
 
     hub = HubSource(llm, revision, token=token)

@@ -11,7 +11,13 @@ from transformers import AutoModelForCausalLM
 
 from pifi_extract import extract_layer, load_artifact_tensors, read_artifact
 from pifi_extract import gguf_source
-from pifi_extract.errors import CorruptFileError, LayerIndexError, SourceNotFoundError, UnsupportedModelError
+from pifi_extract.errors import (
+    CorruptFileError,
+    LayerIndexError,
+    OfflineError,
+    SourceNotFoundError,
+    UnsupportedModelError,
+)
 from pifi_extract.gguf_header import NeedMoreBytes, parse_gguf_header, slim_header
 from pifi_train import load_layer
 from tiny_gguf import write_tiny_gguf
@@ -149,6 +155,17 @@ def test_hub_file_reads_only_header_and_layer(tmp_path, hub_server, monkeypatch)
 
     with pytest.raises(SourceNotFoundError, match="tiny.Q8_0.gguf"):
         extract_layer("org/tiny-gguf", -1, tmp_path / "x.safetensors", gguf_file="other.gguf")
+
+    # Offline: a file already in the Hugging Face cache is read from there, recorded as the repo's.
+    from huggingface_hub import constants, hf_hub_download
+
+    hf_hub_download("org/tiny-gguf", path.name)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    offline = extract_layer("org/tiny-gguf", -1, tmp_path / "offline.safetensors", gguf_file=path.name).info
+    assert offline.data_sha256 == local.data_sha256
+    assert offline.provenance["source"] == "org/tiny-gguf" and offline.provenance["commit"] == hub_server.head("org/tiny-gguf")
+    with pytest.raises(OfflineError, match="HF_HUB_OFFLINE"):
+        extract_layer("org/other", -1, tmp_path / "y.safetensors", gguf_file=path.name)
 
 
 def test_bad_files_are_refused(tmp_path, files):
