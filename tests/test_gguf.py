@@ -26,16 +26,18 @@ from tiny_models import build_tiny_model
 Q = gguf.GGMLQuantizationType
 # F32 everywhere but: two Q8_0 weights (one permuted by llama.cpp), a Q4_1 one (permuted) and an F16 one.
 MIXED = {"attn_q": Q.Q8_0, "ffn_down": Q.Q8_0, "attn_k": Q.Q4_1, "attn_v": Q.F16}
-ARCHS = ["llama", "qwen2"]
+# model_type -> tiny-model overrides. transformers' GGUF config for qwen3 does not read the head size from the
+# metadata (it keeps Qwen3Config's default, 128, which every real Qwen3 has), so the tiny qwen3 uses 128 too.
+ARCHS = {"llama": {}, "qwen2": {}, "qwen3": {"head_dim": 128}}
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """model_type -> (gguf path, the original tiny model, transformers' full load of the GGUF)."""
     out = {}
-    for model_type in ARCHS:
+    for model_type, overrides in ARCHS.items():
         folder = tmp_path_factory.mktemp(f"gguf-{model_type}")
-        model = build_tiny_model(model_type)
+        model = build_tiny_model(model_type, **overrides)
         path = write_tiny_gguf(model, folder / "tiny.Q8_0.gguf", quantize=MIXED, vocab_as_tokens=model_type == "llama")
         ref = AutoModelForCausalLM.from_pretrained(folder, gguf_file=path.name).eval()
         out[model_type] = (path, model, ref)
@@ -188,6 +190,15 @@ def test_bad_files_are_refused(tmp_path, files):
     with pytest.raises(SourceNotFoundError):
         extract_layer(str(tmp_path / "missing.gguf"), -1, tmp_path / "e.safetensors")
     assert not list(tmp_path.glob("*.safetensors"))
+
+
+def test_metadata_contradicting_the_tensors_is_refused(tmp_path):
+    """A qwen3 file whose head size is not the one transformers assumes: an error, never a wrong layer."""
+    model = build_tiny_model("qwen3")  # head_dim 16; the GGUF config will say 128
+    path = write_tiny_gguf(model, tmp_path / "odd.gguf")
+    with pytest.raises(CorruptFileError, match="has shape .* but self_attn.* needs"):
+        extract_layer(str(path), -1, tmp_path / "a.safetensors")
+    assert not (tmp_path / "a.safetensors").exists()
 
 
 def test_unsupported_gguf_architecture(tmp_path):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 # transformers model_type -> GGUF general.architecture (llama.cpp's names)
-GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2"}
+GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
 PERMUTES_QK = {"llama"}  # llama.cpp's LlamaModel.permute
 
 
