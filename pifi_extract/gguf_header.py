@@ -167,7 +167,7 @@ def parse_gguf_header(buf: bytes | memoryview, file_size: int, where: str) -> Gg
     cur = _Cursor(buf, file_size, where)
     cur.need(4)
     if bytes(cur.buf[:4]) != GGUF_MAGIC:
-        raise CorruptFileError(f"{where} is not a GGUF file (bad magic bytes)", "pass a .gguf file written by llama.cpp")
+        raise CorruptFileError(f"{where} is not a GGUF file (bad magic bytes)", "pass a .gguf file (llama.cpp)")
     cur.pos = 4
     version = cur.unpack("<I")
     if version not in SUPPORTED_VERSIONS:

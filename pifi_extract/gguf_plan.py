@@ -148,7 +148,8 @@ def plan_gguf_layer(
                 f"{where}: {info.name} has shape {list(info.shape)} but {name} needs {list(shapes[name])}",
                 "the GGUF metadata and its tensors disagree",
             )
-        out_dtype = target or (FLOAT_TYPES[info.ggml_type] if not info.quantized else DEQUANTIZED_DTYPE)  # type: ignore[index]
+        kept = FLOAT_TYPES.get(info.ggml_type, DEQUANTIZED_DTYPE)  # type: ignore[call-overload]  (an IntEnum key)
+        out_dtype = target or kept
         found.append((name, info, out_dtype))
     types = {name: info.type_name for name, info, _ in found}
     quantized = sorted({info.type_name for _, info, _ in found if info.quantized})

@@ -248,9 +248,11 @@ def write_gguf_artifact(
         for t in plan.tensors:
             raw = _read_range(pool, source, t.src_start, t.src_end, tick)
             values = dequantize_values(raw, t)  # float32, GGUF layout
-            result = processor.process(weights=values, name=t.gguf_name, tensor_key_mapping={}, parsed_parameters={"tensors": {}})
+            result = processor.process(
+                weights=values, name=t.gguf_name, tensor_key_mapping={}, parsed_parameters={"tensors": {}}
+            )  # transformers' fix-ups: q/k un-permutation (llama), norm offsets (gemma)...
             if result.name is None:
-                raise UnsupportedModelError(f"{t.gguf_name}: this GGUF tensor layout (merged experts...) is not supported")
+                raise UnsupportedModelError(f"{t.gguf_name}: this GGUF tensor layout (merged experts) is not supported")
             values = np.ascontiguousarray(result.weights, dtype=np.float32)
             tensor = torch.from_numpy(values if values.flags.writeable else values.copy()).reshape(t.shape)
             out.pwrite(t.out_start, tensor.to(TORCH_DTYPES[t.dtype]).contiguous().view(torch.uint8).numpy().data)
