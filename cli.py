@@ -546,7 +546,7 @@ def predict(
 @app.command()
 def report(
     run_dirs: list[str] = typer.Argument(..., help="Run directories, seed sweeps, or folders holding them."),
-    plot: str = typer.Option("pifi-report.png", "--plot", help="Where to write the validation-curve PNG (needs matplotlib)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Where to write the validation-curve PNG (default pifi-report.png; needs matplotlib)."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not draw the PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
@@ -558,7 +558,7 @@ def report(
 
     from pifi_train.report import GROUP_FIELDS, build_report
 
-    result = build_report(run_dirs, None if no_plot else Path(plot))
+    result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"), plot_required=plot is not None)
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in result.rows], indent=2))
         return
@@ -573,6 +573,8 @@ def report(
     out.print(table)
     for skipped in result.skipped:
         out.print(f"[yellow]unfinished, skipped:[/] {skipped}", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if result.plot is not None:
         out.print(f"validation curves: {result.plot}", highlight=False, soft_wrap=True)
 

@@ -158,8 +158,11 @@ def plot_curves(records: Sequence[RunRecord], path: Path) -> Path:
     return path
 
 
-def build_report(paths: Sequence[str | Path], plot_path: Path | None = None) -> Report:
-    """Find, load and summarize runs; write the curves PNG to ``plot_path`` when given."""
+def build_report(paths: Sequence[str | Path], plot_path: Path | None = None, plot_required: bool = True) -> Report:
+    """Find, load and summarize runs; write the curves PNG to ``plot_path`` when given.
+
+    Without matplotlib, ``plot_required=False`` turns the missing plot into a note instead of an error.
+    """
     records, skipped = [], []
     for run_dir in find_run_dirs(paths):
         record = load_record(run_dir)
@@ -171,5 +174,10 @@ def build_report(paths: Sequence[str | Path], plot_path: Path | None = None) -> 
         raise ConfigError(f"no finished runs among {len(skipped)} found", "finish them with `pifi train --resume`")
     report = Report(summarize(records), records, skipped)
     if plot_path is not None:
-        report.plot = plot_curves(records, Path(plot_path))
+        try:
+            report.plot = plot_curves(records, Path(plot_path))
+        except ConfigError as err:
+            if plot_required:
+                raise
+            report.notes.append(err.one_line())
     return report

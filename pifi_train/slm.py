@@ -32,6 +32,8 @@ def _translate(name: str, err: Exception) -> PifiError:
                                    "it needs config.json, tokenizer files and safetensors weights")
     if name.startswith(("/", ".", "~")) or local.suffix:
         return SourceNotFoundError(f"--slm {name}: no such folder")
+    if isinstance(err, ValueError) and "repo id" not in first.lower():
+        return UnsupportedModelError(f"--slm {name}: {first}")
     if _offline() or "couldn't connect" in first.lower() or "offline" in first.lower():
         return OfflineError(f"--slm {name} is not available offline: {first}",
                             "download it once with network access (it is then cached), or pass a local folder")

@@ -160,14 +160,15 @@ def load_builtin_task(name: str, seed: int, cache_dir: str | None = None) -> Tas
             "pip install 'pifi[datasets]', or pass local files with --train-file/--validation-file/--test-file",
         ) from err
     columns = [c for c in (spec.text_column, spec.text_pair_column, spec.label_column) if c]
+    from huggingface_hub import constants
+
     try:
         loaded: Any = datasets.load_dataset(spec.path, spec.config_name, cache_dir=cache_dir)
-    except (ConnectionError, OSError) as err:
-        raise OfflineError(
-            f"could not load dataset {spec.path} for task {spec.name!r}: {str(err).splitlines()[0][:200]}",
-            "connect to the Hub once to cache it, or pass local files with --train-file",
-        ) from err
-    except Exception as err:  # datasets raises many types (DatasetNotFoundError, ValueError...)
-        raise ConfigError(f"could not load dataset {spec.path}: {str(err).splitlines()[0][:200]}") from err
+    except Exception as err:  # datasets raises many types (DatasetNotFoundError, ConnectionError, ValueError...)
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        if constants.HF_HUB_OFFLINE or isinstance(err, ConnectionError):
+            raise OfflineError(f"dataset {spec.path} for task {spec.name!r} is not available offline: {first}",
+                               "connect to the Hub once to cache it, or pass local files with --train-file") from err
+        raise ConfigError(f"could not load dataset {spec.path} for task {spec.name!r}: {first}") from err
     raw = {split: {c: loaded[split][c] for c in columns} for split in needed_splits(spec) if split in loaded}
     return assemble_task(spec, raw, seed)

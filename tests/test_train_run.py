@@ -148,3 +148,15 @@ def test_seeds_sweep_and_report(assets, tmp_path, capsys):
     cli.main(["report", str(tmp_path / "base"), str(tmp_path / "pifi"), "--no-plot"])
     out = capsys.readouterr().out
     assert "base" in out and "pifi" in out and "±" in out
+
+
+def test_report_without_matplotlib_notes_the_missing_plot(runs, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name.startswith("matplotlib") else real_import(name, *a, **k))
+    report = build_report([runs["base"].run_dir, runs["pifi"].run_dir], tmp_path / "x.png", plot_required=False)
+    assert report.plot is None and "pifi[plot]" in report.notes[0] and len(report.rows) == 2
+    with pytest.raises(Exception, match="needs matplotlib"):
+        build_report([runs["base"].run_dir], tmp_path / "x.png")
