@@ -120,6 +120,18 @@ def time_steps(args: argparse.Namespace, artifact: Path, device: torch.device) -
     return times
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Linux: VmHWM (ru_maxrss would include the parent's peak, since it survives exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure_memory(name: str, args: argparse.Namespace, artifact: Path, device: torch.device) -> dict[str, float]:
     """Peak memory of a few training steps of one configuration (run in its own process)."""
     if device.type == "cuda":
@@ -129,7 +141,7 @@ def measure_memory(name: str, args: argparse.Namespace, artifact: Path, device: 
     static = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     for _ in range(3):
         step(model, optimizer, precision, batch, labels, scaler)
-    result = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = {"peak_rss_mb": peak_rss_mb()}
     if device.type == "cuda":
         result["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         result["cuda_after_build_mb"] = static / 2**20
