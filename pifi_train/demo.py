@@ -126,8 +126,9 @@ def load_reviews(path: Path) -> tuple[list[str], list[str]]:
     try:
         with bz2.open(path, "rt", encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
-                if row.get("category") in LABELS and (row.get("text") or "").strip():
-                    texts.append(row["text"].strip())
+                text = " ".join((row.get("text") or "").split())  # one line: 108 snippets hold line breaks
+                if row.get("category") in LABELS and text:
+                    texts.append(text)
                     labels.append(row["category"])
     except (OSError, EOFError, csv.Error) as err:
         raise CorruptFileError(f"cannot read the demo data {path}: {err}", "reinstall the demo assets") from None
