@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pifi_extract.inspect import human_bytes
+
 PIFI_URL = "https://arxiv.org/abs/2506.07424"
 
 
@@ -23,14 +25,6 @@ class CardEntry:
     size: int
     data_sha256: str
     license: str | None
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # pragma: no cover
 
 
 def train_command(repo_id: str, path: str) -> str:
@@ -74,7 +68,7 @@ def model_card(repo_id: str, entries: list[CardEntry], gated: dict[str, bool | N
         commit = e.commit[:12] if e.kind == "hub" else f"local ({e.commit[:12]})"
         lines.append(
             f"| `{e.path}` | {e.source} | {commit} | {of} | {e.dtype} | {e.num_parameters:,} | "
-            f"{human_size(e.size)} | `{e.data_sha256[:16]}…` |"
+            f"{human_bytes(e.size)} | `{e.data_sha256[:16]}…` |"
         )
     if others:
         lines += ["", "Also in this repository: " + ", ".join(f"`{p}`" for p in others)]
