@@ -3,7 +3,7 @@
     python benchmarks/bench_extract.py            # two model sizes, prints a table, writes JSON
     python benchmarks/bench_extract.py --json out.json
 
-For each size it builds a sharded llama-shaped model (random bf16 weights), serves it with the test
+For each size (the layer grows 4x, then 3.7x) it builds a sharded llama-shaped model (random bf16 weights), serves it with the test
 suite's Hub server (tests/hub_server.py) on 127.0.0.1, then, each in a fresh subprocess:
   * extracts layer -1 (RSS growth = peak RSS minus RSS just before the extraction);
   * downloads the shard(s) holding that layer, whole, with one plain GET each (what a
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 SIZES = {
     "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=8, vocab_size=8192, shard="20MB"),
     "large": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=4, vocab_size=8192, shard="40MB"),
+    "xlarge": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=2, vocab_size=8192, shard="60MB"),
 }
 REPO = "bench/llama"
 

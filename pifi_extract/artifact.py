@@ -30,7 +30,7 @@ METADATA_KEYS = {
 }
 # Same length as a real hex digest, so the header can be patched in place once the data is written.
 DATA_HASH_PLACEHOLDER = "0" * 64
-HASH_CHUNK = 16 << 20
+HASH_CHUNK = 1 << 20  # small reads keep hashing out of the peak memory
 
 
 @dataclass(frozen=True)

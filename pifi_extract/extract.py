@@ -173,8 +173,14 @@ def write_artifact(
         out.pwrite(0, plan.header)
 
         def run(job: Any) -> None:
-            data = source.read(job.file, job.src_start, job.src_end, progress=tick)
-            out.pwrite(job.out_start, convert_bytes(data, job.src_dtype, job.dtype))
+            if job.src_dtype == job.dtype:  # bytes go to their offsets as they arrive: memory stays flat
+                source.read_into(
+                    job.file, job.src_start, job.src_end,
+                    lambda offset, piece: out.pwrite(job.out_start + offset, piece), progress=tick,
+                )
+            else:  # a conversion needs whole elements: one chunk (<= chunk_bytes) at a time
+                data = source.read(job.file, job.src_start, job.src_end, progress=tick)
+                out.pwrite(job.out_start, convert_bytes(data, job.src_dtype, job.dtype))
 
         pool = ThreadPoolExecutor(max_workers=max(1, workers))
         try:

@@ -136,11 +136,32 @@ class HubSource:
     def read(self, path: str, start: int, end: int, *, progress: Callable[[int], None] | None = None) -> bytes:
         """Bytes ``[start, end)`` of ``path``, resuming dropped bodies; raises NetworkError past the retry budget."""
         buf = bytearray(end - start)
+
+        def sink(offset: int, data: bytes) -> None:
+            buf[offset : offset + len(data)] = data
+
+        self.read_into(path, start, end, sink, progress=progress)
+        return buf  # type: ignore[return-value]  # bytes-like; no copy
+
+    def read_into(
+        self,
+        path: str,
+        start: int,
+        end: int,
+        sink: Callable[[int, bytes], None],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Stream bytes ``[start, end)`` to ``sink(offset - start, piece)`` as they arrive (memory: one piece).
+
+        A dropped body resumes from the first byte not yet delivered, up to ``max_retries`` times.
+        """
         pos, failures = start, 0
         while pos < end:
             try:
-                pos = self._read_once(path, buf, start, pos, end, progress)
+                pos = self._read_once(path, sink, start, pos, end, progress)
             except _Retryable as err:
+                pos = err.pos if err.pos is not None else pos
                 failures += 1
                 if failures > self.max_retries:
                     raise NetworkError(
@@ -149,10 +170,15 @@ class HubSource:
                     ) from None
                 if self.backoff:
                     time.sleep(self.backoff * 2 ** (failures - 1))
-        return buf  # type: ignore[return-value]  # bytes-like; no copy
 
     def _read_once(
-        self, path: str, buf: bytearray, start: int, pos: int, end: int, progress: Callable[[int], None] | None
+        self,
+        path: str,
+        sink: Callable[[int, bytes], None],
+        start: int,
+        pos: int,
+        end: int,
+        progress: Callable[[int], None] | None,
     ) -> int:
         headers = build_hf_headers(token=self.token)
         headers["Range"] = f"bytes={pos}-{end - 1}"
@@ -172,19 +198,20 @@ class HubSource:
                 self._check_response(path, resp, pos, end)
                 for chunk in resp.iter_raw():
                     n = min(len(chunk), end - pos)
-                    buf[pos - start : pos - start + n] = chunk[:n]
-                    pos += n
-                    if progress is not None and n:
-                        progress(n)
+                    if n:
+                        sink(pos - start, chunk[:n])
+                        pos += n
+                        if progress is not None:
+                            progress(n)
         except (httpx2.NetworkError, httpx2.TimeoutException, httpx2.RemoteProtocolError) as err:
-            raise _Retryable(str(err) or type(err).__name__) from None
+            raise _Retryable(str(err) or type(err).__name__, pos) from None
         except httpx2.TransportError as err:
             raise NetworkError(f"cannot reach the Hub for {self.name}/{path}: {err}") from None
         except OfflineModeIsEnabled:
             with hub_errors(self.name, self.revision, path):
                 raise
         if pos < end:
-            raise _Retryable(f"body ended after {pos - start} of {end - start} bytes")
+            raise _Retryable(f"body ended after {pos - start} of {end - start} bytes", pos)
         return pos
 
     def _check_response(self, path: str, resp: Any, pos: int, end: int) -> None:
@@ -210,4 +237,8 @@ class HubSource:
 
 
 class _Retryable(Exception):
-    """A transient failure (dropped body, 5xx, timeout): the read resumes from where it stopped."""
+    """A transient failure (dropped body, 5xx, timeout): the read resumes from ``pos``, where it stopped."""
+
+    def __init__(self, message: str, pos: int | None = None) -> None:
+        super().__init__(message)
+        self.pos = pos

@@ -11,9 +11,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from .errors import CorruptFileError, SourceNotFoundError
+
+LOCAL_PIECE = 1 << 20  # bytes per read when streaming from disk
 
 
 class Source(Protocol):
@@ -32,6 +34,12 @@ class Source(Protocol):
     def etag(self, path: str) -> str | None: ...
 
     def read(self, path: str, start: int, end: int, *, progress: Any = None) -> bytes: ...
+
+    def read_into(
+        self, path: str, start: int, end: int, sink: Callable[[int, bytes], None], *, progress: Any = None
+    ) -> None:
+        """Deliver bytes ``[start, end)`` as ``sink(offset - start, piece)``, piece by piece."""
+        ...
 
 
 def read_json(source: Source, path: str) -> dict[str, Any]:
@@ -99,3 +107,9 @@ class LocalSource:
         if progress is not None:
             progress(len(data))
         return data
+
+    def read_into(
+        self, path: str, start: int, end: int, sink: Callable[[int, bytes], None], *, progress: Any = None
+    ) -> None:
+        for begin in range(start, end, LOCAL_PIECE):
+            sink(begin - start, self.read(path, begin, min(begin + LOCAL_PIECE, end), progress=progress))
