@@ -625,7 +625,7 @@ def _print_demo(result: "object") -> None:
         f"{'/'.join(layer.quantization_types) or 'float'}) = {100 * layer.artifact_bytes / layer.gguf_bytes:.1f}% of the "
         f"{mb(layer.gguf_bytes)} GGUF; extraction read {mb(layer.gguf_layer_bytes)} of layer tensors "
         f"({100 * layer.gguf_layer_bytes / layer.gguf_bytes:.1f}%) + the header"
-        f"{' [cache hit]' if layer.from_cache else f' in {layer.seconds:.1f} s'}",
+        f"{' (cache hit)' if layer.from_cache else f' in {layer.seconds:.1f} s'}",
         highlight=False, soft_wrap=True)
     d = r.data
     table = Table(title=f"Rotten Tomatoes fresh/rotten, test {d['test']} snippets; trained on {d['train']} of "
