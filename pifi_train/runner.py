@@ -171,15 +171,14 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
     resume = resume_dir is not None
     ctx = dist.setup(config.device)
     try:
-        inputs = Inputs(
-            config, ctx, resolve_precision(config.precision, ctx.device),
-            # fail fast: artifact missing, not an artifact, hash mismatch
-            describe_artifact(config.layer_artifact) if config.method == "pifi" else None,
-            load_slm_config(config.slm), load_tokenizer(config.slm))
-        seeds = [config.seed + i for i in range(config.seeds)]
-        first = load_task(config, seeds[0])
+        # fail fast, cheapest checks first: output dir, artifact (missing, not one, hash), data, then the SLM
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
         ckpt.check_output_dir(out, config.overwrite, resume)
+        artifact = describe_artifact(config.layer_artifact) if config.method == "pifi" else None
+        seeds = [config.seed + i for i in range(config.seeds)]
+        first = load_task(config, seeds[0])
+        inputs = Inputs(config, ctx, resolve_precision(config.precision, ctx.device), artifact,
+                        load_slm_config(config.slm), load_tokenizer(config.slm))
         dist.barrier(ctx)
         if ctx.is_main and not resume:
             ckpt.create_output_dir(out, config.overwrite)
