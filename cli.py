@@ -612,12 +612,16 @@ def demo(
 
 
 def _print_demo(result: "object") -> None:
+    from rich import box
     from rich.table import Table
 
     r = result  # pifi_train.demo.DemoResult
     mb = lambda n: f"{n / 1e6:.1f} MB"  # noqa: E731
-    pm = lambda values: (lambda m, s: f"{100 * m:.2f}" + (f" ± {100 * s:.2f}" if len(values) > 1 else ""))(  # noqa: E731
-        *r.methods[0].stat(values))
+
+    def pct(values: list) -> str:  # "80.23" for one seed, "80.2±1.1" (mean ± sample std) for several
+        mean, std = r.methods[0].stat(values)
+        return f"{100 * mean:.2f}" if len(values) == 1 else f"{100 * mean:.1f}±{100 * std:.1f}"
+
     out = Console()
     layer = r.layer
     out.print(
@@ -630,19 +634,22 @@ def _print_demo(result: "object") -> None:
     d = r.data
     table = Table(title=f"Rotten Tomatoes fresh/rotten, test {d['test']} snippets; trained on {d['train']} of "
                         f"{d['train_full']}, {r.options['epochs']} epochs, {r.options['seeds']} seed(s)",
-                  title_justify="left")
-    for col in ("model", "acc %", "F1 %", "Δ acc", "trainable", "frozen", "s/step", "time"):
-        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("model", "acc %", "F1 %", "Δ acc", "trained", "frozen", "s/step"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     base = next((m for m in r.methods if m.name == "base"), None)
     for m in r.methods:
         delta = f"{100 * (m.stat(m.accuracy)[0] - base.stat(base.accuracy)[0]):+.2f}" if base and m is not base else ""
         frozen = f"{m.frozen_parameters / 1e6:.2f}M" if m.frozen_parameters else "0"
-        table.add_row(m.label, pm(m.accuracy), pm(m.macro_f1), delta, f"{m.trainable_parameters / 1e6:.2f}M", frozen,
-                      f"{m.step_seconds:.2f}", f"{m.seconds:.0f} s")
+        table.add_row(m.label, pct(m.accuracy), pct(m.macro_f1), delta, f"{m.trainable_parameters / 1e6:.2f}M", frozen,
+                      f"{m.step_seconds:.2f}")
     out.print(table)
+    out.print("acc/F1: test split, best epoch by validation accuracy; trained/frozen: parameters; s/step: 32 snippets",
+              highlight=False, soft_wrap=True)
     if r.plot:
         out.print(f"validation curves: {r.plot}", highlight=False, soft_wrap=True)
-    out.print(f"runs, data splits and demo.json: {r.output_dir}  (total {r.seconds / 60:.1f} min)",
+    times = ", ".join(f"{m.name} {m.seconds / 60:.1f}" for m in r.methods)
+    out.print(f"runs, data splits and demo.json: {r.output_dir}  (total {r.seconds / 60:.1f} min: {times})",
               highlight=False, soft_wrap=True)
 
 
