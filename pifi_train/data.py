@@ -10,6 +10,7 @@ example indices into padded tensors with the small model's tokenizer.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import random
@@ -93,7 +94,8 @@ def read_table(path: Path) -> list[dict[str, Any]]:
                 raise ConfigError(f"{path} line {number} is not a JSON object")
             rows.append(row)
     else:
-        rows = list(csv.DictReader(text.splitlines(), delimiter="," if kind == "csv" else "\t"))
+        # newline="" semantics: a quoted field may hold line breaks
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="," if kind == "csv" else "\t"))
     if not rows:
         raise ConfigError(f"data file has no rows: {path}")
     return rows

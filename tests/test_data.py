@@ -169,3 +169,13 @@ def test_builtin_task_without_datasets_library_says_how_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     with pytest.raises(ConfigError, match=r"pifi\[datasets\]"):
         load_builtin_task("sst2", seed=0)
+
+
+def test_quoted_csv_fields_keep_their_line_breaks(tmp_path):
+    from pifi_train.data import read_table
+
+    path = tmp_path / "multi.csv"
+    path.write_text('text,label\n"mildly\nintrigued",pos\nplain,neg\n', encoding="utf-8")
+    rows = read_table(path)
+    assert [r["text"] for r in rows] == ["mildly\nintrigued", "plain"]
+    assert [r["label"] for r in rows] == ["pos", "neg"]
