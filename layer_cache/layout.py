@@ -69,7 +69,7 @@ def dtype_tag(choice: str, source_dtype: object = None) -> str:
 def dtype_tag_of_provenance(provenance: dict) -> str:
     """The key dtype of an existing artifact, from its provenance (``dtype`` vs ``source_dtype``)."""
     dtype, source_dtype = provenance.get("dtype"), provenance.get("source_dtype")
-    if dtype == source_dtype or dtype not in _CHOICE_OF:
+    if dtype == source_dtype or not isinstance(dtype, str) or dtype not in _CHOICE_OF:  # a list: mixed, kept
         return "keep"
     return _CHOICE_OF[dtype]
 

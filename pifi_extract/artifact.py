@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .errors import ArtifactError, SourceNotFoundError
 from .safetensors_header import PREFIX_BYTES, header_length, parse_header
@@ -31,6 +31,17 @@ METADATA_KEYS = {
 # Same length as a real hex digest, so the header can be patched in place once the data is written.
 DATA_HASH_PLACEHOLDER = "0" * 64
 HASH_CHUNK = 1 << 20  # small reads keep hashing out of the peak memory
+
+
+def artifact_metadata(config: Mapping[str, Any], provenance: Mapping[str, Any], pifi_version: str) -> dict[str, str]:
+    """The ``__metadata__`` of a new artifact, its data hash still a placeholder (see the writer)."""
+    return {
+        METADATA_KEYS["format"]: str(FORMAT_VERSION),
+        METADATA_KEYS["version"]: pifi_version,
+        METADATA_KEYS["config"]: json.dumps(dict(config), sort_keys=True),
+        METADATA_KEYS["provenance"]: json.dumps(dict(provenance), sort_keys=True),
+        METADATA_KEYS["data_sha256"]: DATA_HASH_PLACEHOLDER,
+    }
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,14 @@ their dequantized values are exact in fp32 and would be rounded in a half type.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .architectures import ArchSpec, import_object
-from .artifact import DATA_HASH_PLACEHOLDER, FINAL_NORM_PREFIX, FORMAT_VERSION, METADATA_KEYS
+from .artifact import FINAL_NORM_PREFIX, artifact_metadata
 from .errors import CorruptFileError, UnsupportedModelError
 from .gguf_header import FLOAT_TYPES, GgufHeader
-from .plan import DTYPE_CHOICES
+from .plan import DTYPE_CHOICES, PlanSizes, one_or_list
 from .safetensors_header import DTYPE_SIZES, build_header
 
 # What `keep` writes for a block-quantized tensor.
@@ -55,26 +54,14 @@ class GgufPlannedTensor:
 
 
 @dataclass(frozen=True)
-class GgufLayerPlan:
-    """Everything needed to write one artifact from a GGUF file (mirrors ``plan.LayerPlan``)."""
+class GgufLayerPlan(PlanSizes):
+    """Everything needed to write one artifact from a GGUF file (the GGUF twin of ``plan.LayerPlan``)."""
 
     layer_index: int
     header: bytes  # length prefix + JSON header, data hash as a placeholder
     tensors: list[GgufPlannedTensor]
     metadata: dict[str, str]
     gguf_architecture: str
-
-    @property
-    def source_bytes(self) -> int:
-        return sum(t.src_end - t.src_start for t in self.tensors)
-
-    @property
-    def artifact_bytes(self) -> int:
-        return len(self.header) + sum(t.out_nbytes for t in self.tensors)
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(t.numel for t in self.tensors if not t.name.startswith(FINAL_NORM_PREFIX))
 
 
 def expected_tensors(config: Any, arch: ArchSpec, layer_index: int) -> dict[str, tuple[int, ...]]:
@@ -157,19 +144,13 @@ def plan_gguf_layer(
         **provenance,
         "layer_index": layer_index,
         "original_names": {name: info.name for name, info, _ in found},
-        "source_dtype": _one_or_list(types.values()),
-        "dtype": _one_or_list(d for *_, d in found),
+        "source_dtype": one_or_list(types.values()),
+        "dtype": one_or_list(d for *_, d in found),
         "dequantized": bool(quantized),
         "quantization_types": quantized,
         "gguf_tensor_types": types,
     }
-    metadata = {
-        METADATA_KEYS["format"]: str(FORMAT_VERSION),
-        METADATA_KEYS["version"]: pifi_version,
-        METADATA_KEYS["config"]: json.dumps(dict(config), sort_keys=True),
-        METADATA_KEYS["provenance"]: json.dumps(full_provenance, sort_keys=True),
-        METADATA_KEYS["data_sha256"]: DATA_HASH_PLACEHOLDER,
-    }
+    metadata = artifact_metadata(config, full_provenance, pifi_version)
     raw_header, offsets = build_header([(name, d, tuple(shapes[name])) for name, _, d in found], metadata)
     tensors = [
         GgufPlannedTensor(
@@ -188,8 +169,3 @@ def plan_gguf_layer(
     ]
     return GgufLayerPlan(layer_index, raw_header, tensors, metadata, header.architecture)
 
-
-def _one_or_list(values: Any) -> str | list[str]:
-    """The single distinct value, or the sorted distinct values when they differ."""
-    distinct = sorted(set(values))
-    return distinct[0] if len(distinct) == 1 else distinct

@@ -7,13 +7,12 @@ order, where each one's bytes are in the source, and where they go.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from .architectures import ArchSpec
-from .artifact import DATA_HASH_PLACEHOLDER, FINAL_NORM_PREFIX, METADATA_KEYS, FORMAT_VERSION
+from .artifact import FINAL_NORM_PREFIX, artifact_metadata
 from .errors import CorruptFileError, LayerIndexError, UnsupportedModelError
 from .safetensors_header import DTYPE_SIZES, SafetensorsHeader, build_header
 
@@ -116,17 +115,15 @@ class PlannedTensor:
         return self.numel * DTYPE_SIZES[self.dtype]
 
 
-@dataclass(frozen=True)
-class LayerPlan:
-    """Everything needed to write one artifact: header bytes and where each tensor comes from."""
+class PlanSizes:
+    """Sizes every layer plan reports (safetensors and GGUF plans alike): needs ``header`` and ``tensors``."""
 
-    layer_index: int
-    header: bytes  # length prefix + JSON header, with the data hash as a placeholder
-    tensors: list[PlannedTensor]
-    metadata: dict[str, str]
+    header: bytes
+    tensors: Sequence[Any]  # each with name, src_start, src_end, numel, out_nbytes
 
     @property
     def source_bytes(self) -> int:
+        """Tensor bytes read from the source."""
         return sum(t.src_end - t.src_start for t in self.tensors)
 
     @property
@@ -135,7 +132,24 @@ class LayerPlan:
 
     @property
     def num_parameters(self) -> int:
+        """Parameters of the layer itself (the final norm not counted)."""
         return sum(t.numel for t in self.tensors if not t.name.startswith(FINAL_NORM_PREFIX))
+
+
+@dataclass(frozen=True)
+class LayerPlan(PlanSizes):
+    """Everything needed to write one artifact: header bytes and where each tensor comes from."""
+
+    layer_index: int
+    header: bytes  # length prefix + JSON header, with the data hash as a placeholder
+    tensors: list[PlannedTensor]
+    metadata: dict[str, str]
+
+
+def one_or_list(values: Iterable[str]) -> str | list[str]:
+    """The single distinct value, or the sorted distinct values when they differ."""
+    distinct = sorted(set(values))
+    return distinct[0] if len(distinct) == 1 else distinct
 
 
 def plan_layer(
@@ -163,21 +177,14 @@ def plan_layer(
             )
         out_dtype = target if (target and entry.dtype in FLOAT_DTYPES) else entry.dtype
         found.append((name, source_name, file, entry, out_dtype))
-    src_dtypes = sorted({e.dtype for _, _, _, e, _ in found})
     full_provenance = {
         **provenance,
         "layer_index": layer_index,
         "original_names": {n: s for n, s, _, _, _ in found},
-        "source_dtype": src_dtypes[0] if len(src_dtypes) == 1 else src_dtypes,
-        "dtype": sorted({d for *_, d in found})[0] if target is None else target,
+        "source_dtype": one_or_list(e.dtype for _, _, _, e, _ in found),
+        "dtype": target or one_or_list(d for *_, d in found),  # the --dtype asked for, else what was kept
     }
-    metadata = {
-        METADATA_KEYS["format"]: str(FORMAT_VERSION),
-        METADATA_KEYS["version"]: pifi_version,
-        METADATA_KEYS["config"]: json.dumps(dict(config), sort_keys=True),
-        METADATA_KEYS["provenance"]: json.dumps(full_provenance, sort_keys=True),
-        METADATA_KEYS["data_sha256"]: DATA_HASH_PLACEHOLDER,
-    }
+    metadata = artifact_metadata(config, full_provenance, pifi_version)
     header, offsets = build_header([(n, d, e.shape) for n, _, _, e, d in found], metadata)
     tensors = [
         PlannedTensor(
