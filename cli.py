@@ -6,6 +6,7 @@ code 2; set ``PIFI_DEBUG=1`` to see the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -25,6 +26,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from pifi_extract import __version__
+
+        typer.echo(f"pifi {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """PiFi made practical: extract one LLM layer, cache and share it, plug it into a small LM and fine-tune."""
 
 
 def _fail(message: str) -> None:
@@ -53,17 +69,22 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         _fail("interrupted; nothing partial was left behind")
         sys.exit(130)
-    except Exception as err:  # click usage errors and friends
-        import click
+    except _click_errors("ClickException") as err:  # usage errors: click's own message (and help), exit 2
+        err.show()
+        sys.exit(err.exit_code)
+    except _click_errors("Abort"):
+        sys.exit(130)
 
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(2)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+
+def _click_errors(name: str) -> tuple[type[BaseException], ...]:
+    """Click's exception class ``name``: typer >= 0.20 raises its bundled copy's, older ones click's own."""
+    modules = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(module))
+        except ImportError:
+            pass
+    return tuple(getattr(m, name) for m in modules if hasattr(m, name))
 
 
 # ---- commands are registered below (one section per capability) ----
