@@ -56,7 +56,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     debug = os.environ.get("PIFI_DEBUG", "") not in ("", "0")
     signal.signal(signal.SIGTERM, _interrupt)  # `kill`/job schedulers: clean up temp files like Ctrl-C does
     try:
-        rc = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n here
+        rc = app(args=argv, prog_name="pifi", standalone_mode=False)  # typer.Exit(n) comes back as n here
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except PifiError as err:
