@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 WRITE_TOKEN = "hf_test_write_token"
 USER = "test-user"
@@ -167,6 +167,8 @@ class HubServer:
         self._file_gets = 0
         self._drop_n, self._drop_after, self._drop_left = 0, 0, None
         self._fail_left, self._fail_status, self._fail_match = 0, 500, None
+        # True: GETs of LFS files answer 302 to /cdn/... (another host's ETag, no auth), as the real Hub does
+        self.redirect_lfs = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -542,6 +544,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._api(method, raw_parts[1:], body)
             elif "resolve" in raw_parts[1:3] and method in ("GET", "HEAD"):
                 self._resolve(method, raw_parts)
+            elif raw_parts[0] == "cdn" and method in ("GET", "HEAD"):
+                self._cdn(method, raw_parts)
             else:
                 raise HubHttpError(404, None, f"Not found: {path}")
         except HubHttpError as e:
@@ -732,6 +736,28 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"ETag": f'"{blob.etag}"', "X-Repo-Commit": commit.sha, "Accept-Ranges": "bytes"}
         if blob.lfs:
             headers |= {"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)}
+            if hub.redirect_lfs and method == "GET":  # as the Hub does: a 302 to a storage URL without auth
+                location = f"/cdn/{quote(repo_id)}/{commit.sha}/{quote(filename)}"
+                self.send_response(302)
+                for k, v in (headers | {"Location": location, "Content-Length": "0"}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                return
+        self._send_blob(method, f"{repo_id}/{filename}", blob, headers)
+
+    # ---- /cdn/{repo}/{sha}/{path}: the storage behind LFS redirects (another ETag, no auth) ---
+    def _cdn(self, method: str, raw_parts: list[str]) -> None:
+        hub = self.server.hub
+        n = next(i for i, p in enumerate(raw_parts) if re.fullmatch(r"[0-9a-f]{40}", p))
+        repo_id, filename = "/".join(unquote(p) for p in raw_parts[1:n]), unquote("/".join(raw_parts[n + 1 :]))
+        blob = hub.repos[repo_id].commits[raw_parts[n]].files.get(filename) if repo_id in hub.repos else None
+        if blob is None:
+            raise HubHttpError(404, None, "No such object")
+        self._send_blob(method, f"{repo_id}/{filename}", blob, {"ETag": f'"cdn-{blob.sha256[:24]}"', "Accept-Ranges": "bytes"})
+
+    def _send_blob(self, method: str, key: str, blob: Blob, headers: dict[str, str]) -> None:
+        """The bytes of ``blob`` (Range -> 206, 416), counted, with drops injected."""
+        hub = self.server.hub
         if_range = self.headers.get("If-Range")
         try:
             span = parse_range(self.headers.get("Range"), blob.size)
@@ -755,7 +781,6 @@ class _Handler(BaseHTTPRequestHandler):
             return
         drop_after = hub._take_drop()
         budget = length if drop_after is None else min(drop_after, length)
-        key = f"{repo_id}/{filename}"
         with open(blob.source, "rb") as f:
             f.seek(start)
             while budget > 0:

@@ -290,3 +290,12 @@ def test_cli_refuses_an_unsupported_architecture_in_one_line(tmp_path, llama_dir
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "unsupported architecture model_type='mamba'" in proc.stderr
     assert "llama" in proc.stderr and not (tmp_path / "x.safetensors").exists()
+
+
+def test_lfs_redirects_to_storage_as_on_the_real_hub(tmp_path, hub, llama_state):
+    hub.redirect_lfs = True
+    hub.drop_every(3, after_bytes=50)  # resumed reads follow the redirect again
+    result = extract_layer(REPO, -1, tmp_path / "r.safetensors")
+    _assert_layer_equals_model(result.path, llama_state, 3)
+    assert any(r.status == 302 for r in hub.requests("GET", "/resolve/"))
+    assert all(r.status == 206 for r in hub.requests("GET", "/cdn/") if r.body_bytes)
