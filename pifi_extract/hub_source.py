@@ -46,7 +46,7 @@ def hub_errors(repo_id: str, revision: str | None, path: str | None = None) -> I
     except GatedRepoError:
         raise AccessDeniedError(
             f"{repo_id} is gated and this token has no access",
-            f"request access on its Hub page, then log in with `hf auth login` or pass --token / set HF_TOKEN",
+            "request access on its Hub page, then log in with `hf auth login` or pass --token / set HF_TOKEN",
         ) from None
     except RepositoryNotFoundError:
         raise SourceNotFoundError(
