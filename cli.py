@@ -401,7 +401,7 @@ def train(
     max_train_samples: Optional[int] = typer.Option(None, "--max-train-samples", help="Use only the first N training examples."),
     max_eval_samples: Optional[int] = typer.Option(None, "--max-eval-samples", help="Use only the first N validation/test examples."),
     slm: str = typer.Option("google-bert/bert-base-uncased", "--slm", help="Small LM: Hub id or local folder (BERT, RoBERTa, DeBERTa-V3, ELECTRA, MiniLM, SmolLM2...)."),
-    layer_artifact: Optional[str] = typer.Option(None, "--layer-artifact", help="The LLM layer: artifact file from `pifi extract`, or a cache key (org/name:-1)."),
+    layer_artifact: Optional[list[str]] = typer.Option(None, "--layer-artifact", help="The LLM layer: artifact file from `pifi extract`, or a cache key (org/name:-1). Repeat to plug several layers in that order (same hidden size)."),
     method: str = typer.Option("pifi", "--method", help="pifi (SLM + frozen LLM layer) or base (the SLM alone)."),
     plug: str = typer.Option("cls", "--plug", help="cls: only the pooled vector goes through the layer (the paper); sequence: every token."),
     attention: str = typer.Option("bidirectional", "--attention", help="With --plug sequence: bidirectional or causal."),
@@ -446,7 +446,7 @@ def train(
                 text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
                 validation_fraction=validation_fraction, max_train_samples=max_train_samples,
                 max_eval_samples=max_eval_samples, slm=slm, slm_pretrained=not slm_random_init,
-                layer_artifact=layer_artifact, method=method, plug=plug, attention=attention, post_norm=post_norm,
+                layer_artifact=list(layer_artifact or []) or None, method=method, plug=plug, attention=attention, post_norm=post_norm,
                 pooling=pooling, dropout=dropout, epochs=3 if epochs is None else epochs, batch_size=batch_size,
                 eval_batch_size=eval_batch_size, lr=lr, weight_decay=weight_decay, max_length=max_length,
                 label_smoothing=label_smoothing, grad_clip=grad_clip, seed=seed, seeds=seeds, device=device,
@@ -534,7 +534,7 @@ def predict(
     text_pair: Optional[list[str]] = typer.Option(None, "--text-pair", help="Second text of each pair (runs trained on pairs)."),
     file: Optional[str] = typer.Option(None, "--file", help="Texts to classify: .txt (one per line) or .csv/.tsv/.jsonl with the run's columns; accuracy is printed when labels are present."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write predictions as JSONL here instead of printing them."),
-    layer_artifact: Optional[str] = typer.Option(None, "--layer-artifact", help="The run's artifact if it moved (its sha256 must match)."),
+    layer_artifact: Optional[list[str]] = typer.Option(None, "--layer-artifact", help="The run's artifact if it moved (its sha256 must match); repeat for a run with several layers, in order."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(64, "--batch-size", help="Texts per forward pass."),
 ) -> None:
@@ -545,7 +545,7 @@ def predict(
 
     if (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
-    loaded = load_run(run_dir, device=device, layer_artifact=layer_artifact)
+    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
     labels = None
     if file is not None:
         texts, pairs, labels = read_inputs(file, loaded)

@@ -36,7 +36,7 @@ class TrainConfig:
     # model
     slm: str = DEFAULT_SLM
     slm_pretrained: bool = True
-    layer_artifact: str | None = None
+    layer_artifact: str | list[str] | None = None  # several: plugged in this order
     method: str = "pifi"
     plug: str = "cls"
     attention: str = "bidirectional"
@@ -60,6 +60,12 @@ class TrainConfig:
     num_workers: int = 0
     output_dir: str | None = None
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        # one artifact is always a plain string (config.json as before); several stay an ordered list
+        if self.layer_artifact is not None and not isinstance(self.layer_artifact, str):
+            references = [str(r) for r in self.layer_artifact]
+            self.layer_artifact = references[0] if len(references) == 1 else (references or None)
 
     def model_options(self) -> ModelOptions:
         return ModelOptions(self.method, self.plug, self.attention, self.post_norm, self.pooling, self.dropout)

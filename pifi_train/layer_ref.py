@@ -4,17 +4,21 @@
 existing file as is, anything else through the layer cache's resolver (cache keys such as
 ``meta-llama/Llama-3.1-8B:-1``, paths inside the cache, ``hf://`` files). Training reads the
 LLM only through this artifact, never the full model.
+
+``--layer-artifact`` may be repeated: several artifacts are plugged in the given order (a
+:class:`~pifi_train.frozen_stack.FrozenStack`). One artifact is recorded in config.json as one
+``layer`` dict, several as a list of them (:func:`layer_record` / :func:`recorded_layers`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
-from pifi_extract.errors import SourceNotFoundError
+from pifi_extract.errors import ConfigError, SourceNotFoundError
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,48 @@ def load_frozen_layer(identity: LayerIdentity, device: torch.device, dtype: torc
     from .frozen_layer import load_layer
 
     return load_layer(identity.path, device=device, dtype=dtype, verify=False)
+
+
+def artifact_references(value: str | Sequence[str] | None) -> list[str]:
+    """``TrainConfig.layer_artifact`` as a list: one string is one layer, a list is several in order."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def describe_artifacts(value: str | Sequence[str]) -> list[LayerIdentity]:
+    """Describe every artifact (in order); refuse layers of different hidden sizes."""
+    identities = [describe_artifact(reference) for reference in artifact_references(value)]
+    check_hidden_sizes(identities)
+    return identities
+
+
+def check_hidden_sizes(identities: Sequence[LayerIdentity]) -> None:
+    sizes = {identity.hidden_size for identity in identities}
+    if len(sizes) > 1:
+        named = ", ".join(f"{identity.reference}: {identity.hidden_size}" for identity in identities)
+        raise ConfigError(f"the layer artifacts have different hidden sizes ({named})",
+                          "layers plugged in sequence must share one hidden size")
+
+
+def layer_record(identities: Sequence[LayerIdentity]) -> dict[str, Any] | list[dict[str, Any]]:
+    """What config.json's ``layer`` holds: one dict for one layer (as always), a list for several."""
+    records = [identity.to_dict() for identity in identities]
+    return records[0] if len(records) == 1 else records
+
+
+def recorded_layers(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The layer dicts of a run's config.json, whichever form it holds (dict, list or none)."""
+    layer = record.get("layer")
+    if not layer:
+        return []
+    return [layer] if isinstance(layer, dict) else list(layer)
+
+
+def load_frozen_layers(identities: Sequence[LayerIdentity], device: torch.device, dtype: torch.dtype) -> Any:
+    """A FrozenLayer for one artifact, a FrozenStack of them (in order) for several."""
+    if len(identities) == 1:
+        return load_frozen_layer(identities[0], device, dtype)
+    from .frozen_stack import FrozenStack
+
+    return FrozenStack([load_frozen_layer(identity, device, dtype) for identity in identities])

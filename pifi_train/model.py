@@ -21,6 +21,7 @@ from pifi_extract.errors import ArtifactError, ConfigError
 
 if TYPE_CHECKING:
     from .frozen_layer import FrozenLayer
+    from .frozen_stack import FrozenStack
 
 METHODS = ("pifi", "base")
 PLUGS = ("cls", "sequence")
@@ -84,9 +85,13 @@ def forward_input_names(module: nn.Module) -> list[str]:
 
 
 class PifiModel(nn.Module):
-    """SLM + (L_in, frozen layer, L_out) + classification head."""
+    """SLM + (L_in, frozen layer, L_out) + classification head.
 
-    def __init__(self, slm: nn.Module, num_labels: int, options: ModelOptions, layer: "FrozenLayer | None") -> None:
+    ``layer`` is a FrozenLayer, or a FrozenStack of several run in order (same interface);
+    ``--post-norm`` applies its (last layer's) final norm once, after it."""
+
+    def __init__(self, slm: nn.Module, num_labels: int, options: ModelOptions,
+                 layer: "FrozenLayer | FrozenStack | None") -> None:
         super().__init__()
         self.options = options
         self.slm = slm

@@ -17,7 +17,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from .config import Precision, TrainConfig, resolve_precision
 from .data import Examples, label_key, read_table
-from .layer_ref import describe_artifact, load_frozen_layer
+from .layer_ref import artifact_references, describe_artifact, load_frozen_layers, recorded_layers
 from .model import PifiModel
 from .slm import load_slm, load_slm_config, load_tokenizer
 from .tasks import get_task
@@ -44,9 +44,8 @@ class Prediction:
     probabilities: dict[str, float]
 
 
-def _layer_for(record: dict[str, Any], override: str | None) -> Any:
-    """The run's artifact (or ``override``), refused when its data differs from the one trained with."""
-    recorded = record.get("layer") or {}
+def _layer_for(recorded: dict[str, Any], override: str | None) -> Any:
+    """One recorded artifact (or ``override``), refused when its data differs from the one trained with."""
     if override is not None:
         identity = describe_artifact(override)
     else:
@@ -60,8 +59,21 @@ def _layer_for(record: dict[str, Any], override: str | None) -> Any:
     return identity
 
 
-def load_run(run_dir: str | Path, device: str = "auto", layer_artifact: str | None = None) -> LoadedRun:
-    """Rebuild the model of a finished run from its directory (best epoch's tensors)."""
+def _layers_for(record: dict[str, Any], overrides: str | Sequence[str] | None) -> list[Any]:
+    """The run's artifacts in plugging order (or ``overrides``, one per recorded layer), each hash-checked."""
+    recorded = recorded_layers(record) or [{}]
+    given = artifact_references(overrides)
+    if given and len(given) != len(recorded):
+        raise ConfigError(f"this run was trained with {len(recorded)} layer artifact(s); "
+                          f"--layer-artifact was given {len(given)} time(s)",
+                          "pass one --layer-artifact per layer, in the run's order")
+    return [_layer_for(entry, given[i] if given else None) for i, entry in enumerate(recorded)]
+
+
+def load_run(run_dir: str | Path, device: str = "auto",
+             layer_artifact: str | Sequence[str] | None = None) -> LoadedRun:
+    """Rebuild the model of a finished run from its directory (best epoch's tensors); ``layer_artifact``:
+    the run's artifact(s) if they moved (one per layer, in order)."""
     run_dir = Path(run_dir)
     if (run_dir / ckpt.SWEEP).is_file():
         seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
@@ -76,7 +88,7 @@ def load_run(run_dir: str | Path, device: str = "auto", layer_artifact: str | No
     slm = load_slm(folder, load_slm_config(folder), pretrained=False)
     frozen = None
     if options.method == "pifi":
-        frozen = load_frozen_layer(_layer_for(record, layer_artifact), ctx.device, precision.layer_dtype)
+        frozen = load_frozen_layers(_layers_for(record, layer_artifact), ctx.device, precision.layer_dtype)
     labels = list(record["labels"])
     model = PifiModel(slm, len(labels), options.model_options(), frozen)
     ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))

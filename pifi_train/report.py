@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from pifi_extract.errors import ConfigError, SourceNotFoundError
 
 from . import checkpoint as ckpt
+from .layer_ref import recorded_layers
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def _group_of(record: dict[str, Any]) -> tuple[str, ...]:
         options["plug"] if pifi else "-",
         options["attention"] if pifi and options["plug"] == "sequence" else "-",
         ("post-norm" if options["post_norm"] else "raw") if pifi else "-",
-        f"{layer.get('source')}#{layer.get('layer_index')}" if pifi and layer else "-",
+        "+".join(f"{entry.get('source')}#{entry.get('layer_index')}" for entry in recorded_layers(record))
+        if pifi and layer else "-",
     )
 
 

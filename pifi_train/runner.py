@@ -24,7 +24,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from .config import ProgressCallback, TrainConfig, resolve_precision
 from .data import TaskData, load_local_task
-from .layer_ref import describe_artifact, load_frozen_layer
+from .layer_ref import describe_artifacts, layer_record, load_frozen_layers, recorded_layers
 from .model import PifiModel
 from .slm import load_slm, load_slm_config, load_tokenizer
 from .tasks import load_builtin_task
@@ -84,7 +84,7 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
     """What config.json records for one seed."""
     return {
         ckpt.RUN_MARKER: 1, "seed": seed, "options": config.to_dict(),
-        "layer": layer.to_dict() if layer is not None else None,
+        "layer": layer_record(layer) if layer is not None else None,
         "slm": {"name": config.slm, "model_type": slm_config.model_type, "hidden_size": slm_config.hidden_size,
                 "pooling": model.pooling},
         "data": data.source, "labels": data.label_names, "text_pairs": data.train.pairs is not None,
@@ -104,7 +104,7 @@ class Inputs:
     config: TrainConfig
     ctx: dist.DistContext
     precision: Any
-    layer: Any  # LayerIdentity | None
+    layer: Any  # list[LayerIdentity] (in plugging order) | None
     slm_config: Any
     tokenizer: Any
 
@@ -124,13 +124,16 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
     if resume and (done := _finished(run_dir, config.epochs)) is not None:
         return RunResult(run_dir, seed, done)
     if resume and layer is not None and (run_dir / ckpt.CONFIG).is_file():
-        recorded = ckpt.read_json(run_dir / ckpt.CONFIG).get("layer") or {}
-        if recorded.get("sha256") != layer.sha256:
-            raise ArtifactError(f"--resume: the artifact {layer.path} is not the one this run started with "
-                                f"(sha256 {layer.sha256[:12]}… vs {str(recorded.get('sha256'))[:12]}…)")
+        recorded = recorded_layers(ckpt.read_json(run_dir / ckpt.CONFIG))
+        if len(recorded) != len(layer):
+            raise ArtifactError(f"--resume: this run started with {len(recorded)} layer artifact(s), not {len(layer)}")
+        for identity, entry in zip(layer, recorded):
+            if entry.get("sha256") != identity.sha256:
+                raise ArtifactError(f"--resume: the artifact {identity.path} is not the one this run started with "
+                                    f"(sha256 {identity.sha256[:12]}… vs {str(entry.get('sha256'))[:12]}…)")
     torch.manual_seed(seed)
     slm = load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
-    frozen = load_frozen_layer(layer, ctx.device, inputs.precision.layer_dtype) if layer is not None else None
+    frozen = load_frozen_layers(layer, ctx.device, inputs.precision.layer_dtype) if layer is not None else None
     model = PifiModel(slm, data.num_labels, config.model_options(), frozen).to(ctx.device)
     trainer = Trainer(model, data, inputs.tokenizer, config, seed, ctx, inputs.precision, run_dir, progress)
     state, metrics = TrainState(), {"seed": seed, "labels": data.label_names, "epochs": [], "best_epoch": 0}
@@ -174,7 +177,7 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
         # fail fast, cheapest checks first: output dir, artifact (missing, not one, hash), data, then the SLM
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
         ckpt.check_output_dir(out, config.overwrite, resume)
-        artifact = describe_artifact(config.layer_artifact) if config.method == "pifi" else None
+        artifact = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
         seeds = [config.seed + i for i in range(config.seeds)]
         first = load_task(config, seeds[0])
         inputs = Inputs(config, ctx, resolve_precision(config.precision, ctx.device), artifact,

@@ -117,3 +117,17 @@ def test_predict_and_report_errors(assets, tmp_path, capsys):
     _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x"], "config.json does not exist")
     _fails(capsys, ["report", str(tmp_path / "nothing")], "no such run directory")
     _fails(capsys, ["report", str(tmp_path)], "no pifi runs")
+
+
+def test_stacked_layers_of_different_hidden_sizes_are_refused(assets, tmp_path, capsys):
+    from pifi_train.frozen_layer import load_layer
+    from pifi_train.frozen_stack import FrozenStack
+    from pifi_extract.errors import ConfigError
+
+    narrow = make_tiny_artifact(tmp_path / "narrow", hidden=32)
+    capsys.readouterr()  # the tiny model's save progress
+    out = tmp_path / "out"
+    err = _fails(capsys, _args(assets, out) + ["--layer-artifact", str(narrow)], "different hidden sizes")
+    assert ": 64" in err and ": 32" in err and not out.exists()
+    with pytest.raises(ConfigError, match=r"different hidden sizes \(64, 32\)"):
+        FrozenStack([load_layer(assets["artifact"]), load_layer(narrow)])

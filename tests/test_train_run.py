@@ -12,7 +12,7 @@ from pifi_train.predict import accuracy, load_run, predict, read_inputs
 from pifi_train.report import build_report
 from pifi_train.runner import resume_training, run_training
 from train_fixtures import FAST_OPTIONS, assets, offline_single_thread, train_env, write_csv, write_task  # noqa: F401
-from train_fixtures import synthetic_rows
+from train_fixtures import second_artifact, synthetic_rows  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.usefixtures("train_env")
 
@@ -160,3 +160,41 @@ def test_report_without_matplotlib_notes_the_missing_plot(runs, tmp_path, monkey
     assert report.plot is None and "pifi[plot]" in report.notes[0] and len(report.rows) == 2
     with pytest.raises(Exception, match="needs matplotlib"):
         build_report([runs["base"].run_dir], tmp_path / "x.png")
+
+
+def test_two_stacked_layers_train_predict_and_record_both_artifacts(assets, second_artifact, tmp_path, capsys):
+    from pifi_extract.artifact import read_artifact
+
+    run_dir = tmp_path / "stack"
+    args = ["train", "--train-file", str(assets["train"]), "--validation-file", str(assets["validation"]),
+            "--test-file", str(assets["test"]), "--slm", str(assets["bert"]), "--output-dir", str(run_dir),
+            "--layer-artifact", str(assets["artifact"]), "--layer-artifact", str(second_artifact), "--quiet",
+            "--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--max-length", "16", "--dropout", "0"]
+    cli.main(args)
+    capsys.readouterr()
+    config = json.loads((run_dir / "config.json").read_text())
+    artifacts = [assets["artifact"], second_artifact]
+    assert config["options"]["layer_artifact"] == [str(a) for a in artifacts]
+    assert [entry["sha256"] for entry in config["layer"]] == [read_artifact(a).data_sha256 for a in artifacts]
+    with safe_open(str(run_dir / "checkpoint" / "pifi_trainable.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert "l_in.weight" in keys and not any(k.startswith("layer.") for k in keys)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["complete"] and metrics["final"]["test"]["accuracy"] >= 0.8
+    loaded = load_run(run_dir, device="cpu")
+    assert len(loaded.model.layer.layers) == 2
+    texts, pairs, labels = read_inputs(assets["test"], loaded)
+    assert accuracy(predict(loaded, texts, pairs), labels, loaded.label_names) == metrics["final"]["test"]["accuracy"]
+    # moved artifacts: one --layer-artifact per layer, in order, each hash-checked
+    cli.main(["predict", "--run-dir", str(run_dir), "--text", "w1 good w2", "--layer-artifact", str(artifacts[0]),
+              "--layer-artifact", str(artifacts[1])])
+    assert capsys.readouterr().out.startswith("1\t")
+    for given in ([artifacts[0]], [artifacts[1], artifacts[0]]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["predict", "--run-dir", str(run_dir), "--text", "x",
+                      *[arg for a in given for arg in ("--layer-artifact", str(a))]])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and ("2 layer artifact(s)" in err or "is not the layer" in err), err
+    report = build_report([run_dir], plot_path=None, plot_required=False)
+    assert report.rows[0].group[-1].count("#") == 2

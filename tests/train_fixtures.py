@@ -125,6 +125,12 @@ def assets(tmp_path_factory) -> dict[str, Path]:
             "artifact": make_tiny_artifact(root / "artifact"), **files}
 
 
+@pytest.fixture(scope="session")
+def second_artifact(tmp_path_factory) -> Path:
+    """The last layer of another tiny llama LLM (hidden 64, other weights): the second of a stack."""
+    return make_tiny_artifact(tmp_path_factory.mktemp("second_artifact"), seed=1)
+
+
 @contextlib.contextmanager
 def offline_single_thread():
     """Offline Hub (no test may reach it) and one torch thread: tiny models on shared cores run
