@@ -15,7 +15,7 @@ from pifi_train.predict import accuracy, load_run, predict, read_inputs
 from pifi_train.runner import run_training
 from pifi_train.slm import load_slm, load_tokenizer
 from pifi_train.trainer import Trainer
-from train_fixtures import FAST_OPTIONS, assets, synthetic_rows, train_env  # noqa: F401 - fixtures
+from train_fixtures import FAST_OPTIONS, assets, second_artifact, synthetic_rows, train_env  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
               pytest.mark.usefixtures("train_env")]
@@ -60,3 +60,13 @@ def test_bf16_layer_on_gpu_is_untouched_by_training_and_l_in_learns(assets, tmp_
     current = model.layer.layer.state_dict()
     assert all(current[k].dtype == precision.layer_dtype and current[k].is_cuda for k in original)
     assert all(torch.equal(current[k].cpu(), original[k].to(precision.layer_dtype)) for k in original)
+
+
+def test_two_layer_stack_trains_on_gpu_in_bf16(assets, second_artifact, tmp_path):
+    layers = [str(assets["artifact"]), str(second_artifact)]
+    result = run_training(_config(assets, tmp_path / "stack", layer_artifact=layers))[0]
+    assert result.metrics["final"]["test"]["accuracy"] >= 0.9
+    loaded = load_run(result.run_dir, device="cuda")
+    assert len(loaded.model.layer.layers) == 2 and loaded.model.layer.dtype == loaded.precision.layer_dtype
+    texts, pairs, labels = read_inputs(assets["test"], loaded)
+    assert accuracy(predict(loaded, texts, pairs), labels, loaded.label_names) >= 0.9
