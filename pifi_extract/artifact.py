@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,14 +74,7 @@ class ArtifactInfo:
     @property
     def num_parameters(self) -> int:
         """Parameters of the layer itself (the final norm not counted)."""
-        total = 0
-        for name, (_, shape) in self.tensors.items():
-            if not name.startswith(FINAL_NORM_PREFIX):
-                n = 1
-                for d in shape:
-                    n *= d
-                total += n
-        return total
+        return sum(math.prod(shape) for name, (_, shape) in self.tensors.items() if not name.startswith(FINAL_NORM_PREFIX))
 
 
 def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:

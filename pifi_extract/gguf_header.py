@@ -11,6 +11,7 @@ package (the llama.cpp project's own Python library).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -237,9 +238,7 @@ def _tensor(name: str, dims: list[int], ggml_type: int, start: int, file_size: i
         block, type_size = GGML_QUANT_SIZES[qtype]
     except (ValueError, KeyError):
         raise CorruptFileError(f"{where}: tensor {name!r} has unknown ggml type {ggml_type}") from None
-    numel = 1
-    for d in dims:
-        numel *= d
+    numel = math.prod(dims)
     if dims[0] % block:
         raise CorruptFileError(f"{where}: tensor {name!r} rows ({dims[0]}) are not whole {qtype.name} blocks")
     end = start + numel // block * type_size

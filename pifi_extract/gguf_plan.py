@@ -12,6 +12,7 @@ their dequantized values are exact in fp32 and would be rounded in a half type.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -43,10 +44,7 @@ class GgufPlannedTensor:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def out_nbytes(self) -> int:
@@ -124,13 +122,7 @@ def plan_gguf_layer(
                 f"{where}: tensor {names[name]!r} (for {name}) is missing from the GGUF file",
                 "the file is incomplete or was converted with an unusual layout",
             )
-        numel = 1
-        for d in info.shape:
-            numel *= d
-        expected = 1
-        for d in shapes[name]:
-            expected *= d
-        if numel != expected:
+        if math.prod(info.shape) != math.prod(shapes[name]):
             raise CorruptFileError(
                 f"{where}: {info.name} has shape {list(info.shape)} but {name} needs {list(shapes[name])}",
                 "the GGUF metadata and its tensors disagree",

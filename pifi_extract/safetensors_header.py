@@ -8,6 +8,7 @@ relative to the start of the data section. ``__metadata__`` maps str to str.
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Mapping
@@ -42,10 +43,7 @@ class TensorEntry:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
 
 @dataclass(frozen=True)
@@ -140,9 +138,7 @@ def build_header(entries: list[tuple[str, str, tuple[int, ...]]], metadata: Mapp
     offsets: list[int] = []
     pos = 0
     for name, dtype, shape in entries:
-        n = DTYPE_SIZES[dtype]
-        for d in shape:
-            n *= d
+        n = DTYPE_SIZES[dtype] * math.prod(shape)
         obj[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [pos, pos + n]}
         offsets.append(pos)
         pos += n
