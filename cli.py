@@ -106,7 +106,7 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help=CACHE_DIR_HELP),
     no_cache: bool = typer.Option(False, "--no-cache", help="Bypass the cache: write only the --output file(s)."),
-    gguf_file: Optional[str] = typer.Option(None, "--gguf-file", help="Read this .gguf file of the --llm repo or folder (dequantized; not cached: written to --output or ./)."),
+    gguf_file: Optional[str] = typer.Option(None, "--gguf-file", help="Read this .gguf file of the --llm repo or folder (dequantized; cached as ORG/REPO/FILE.gguf)."),
 ) -> None:
     """Read ONE decoder layer of an LLM (only its bytes) into a small standalone artifact, kept in the pifi cache."""
     from pifi_extract.artifact import read_artifact
@@ -115,7 +115,7 @@ def extract(
     if dtype not in ("keep", "bf16", "fp16", "fp32"):
         raise typer.BadParameter("choose keep, bf16, fp16 or fp32", param_hint="--dtype")
     several = len(layer) > 1
-    if no_cache or gguf_file is not None:
+    if no_cache:
         with _progress(quiet, "extracting") as progress:
             results = extract_layers(
                 llm,
@@ -137,12 +137,20 @@ def extract(
 
     with _progress(quiet, "extracting") as progress:
         artifacts = get_or_extract_layers(
-            llm, layer, revision=revision, dtype=dtype, token=token, cache_dir=cache_dir, progress=progress, on_wait=waiting
+            llm,
+            layer,
+            revision=revision,
+            dtype=dtype,
+            token=token,
+            cache_dir=cache_dir,
+            progress=progress,
+            on_wait=waiting,
+            gguf_file=gguf_file,
         )
     for art in artifacts:
         path = art.path
         if output is not None:
-            path = place_copy(art.path, _output_path(output, llm, art.key.layer_index, dtype, several=several))
+            path = place_copy(art.path, _output_path(output, gguf_file or llm, art.key.layer_index, dtype, several=several))
         _print_summary(path, read_artifact(path))
         state = "from the cache" if art.hit else "stored in the cache"
         Console().print(f"{state}: {art.reference}", highlight=False, soft_wrap=True)

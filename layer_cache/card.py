@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pifi_extract.inspect import human_bytes
 
+from .layout import hub_repo_of
+
 PIFI_URL = "https://arxiv.org/abs/2506.07424"
 
 
@@ -35,7 +37,7 @@ def train_command(repo_id: str, path: str) -> str:
 def model_card(repo_id: str, entries: list[CardEntry], gated: dict[str, bool | None], others: list[str] = ()) -> str:
     """Markdown with YAML front matter: sources, commits, licenses, gated warnings, sizes, how to use."""
     licenses = sorted({e.license for e in entries if e.license})
-    hub_sources = sorted({e.source for e in entries if e.kind == "hub"})
+    hub_sources = sorted({hub_repo_of(e.source) for e in entries if e.kind == "hub"})  # repo ids
     front = ["---", f"license: {licenses[0] if len(licenses) == 1 else 'other'}", "library_name: pifi"]
     if hub_sources:
         front += ["base_model:"] + [f"- {s}" for s in hub_sources]

@@ -7,6 +7,9 @@ Cost of a second request for the same key:
 * ``revision`` is a branch or tag (or none): one metadata request to resolve the commit.
 * a local folder: a ``stat`` of its files (its fingerprint).
 
+A GGUF file (``gguf_file``) of a Hub repo is the source ``ORG/REPO/FILE.gguf``; of a local folder,
+the file's own path (the same key as passing the ``.gguf`` path itself).
+
 Two processes asking for the same missing key extract it once: the second waits on the
 key's lock, then finds the artifact.
 """
@@ -39,10 +42,22 @@ def get_or_extract(
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
     on_wait: Callable[[], None] | None = None,
+    gguf_file: str | None = None,
 ) -> CachedArtifact:
-    """The cached artifact of one layer of ``llm`` (Hub repo id or local folder), extracting it if needed."""
+    """The cached artifact of one layer of ``llm`` (Hub repo id, local folder or .gguf file), extracting it if needed.
+
+    ``gguf_file``: read that ``.gguf`` file of the repo or folder ``llm``.
+    """
     (artifact,) = get_or_extract_layers(
-        llm, [layer], revision=revision, dtype=dtype, token=token, cache_dir=cache_dir, progress=progress, on_wait=on_wait
+        llm,
+        [layer],
+        revision=revision,
+        dtype=dtype,
+        token=token,
+        cache_dir=cache_dir,
+        progress=progress,
+        on_wait=on_wait,
+        gguf_file=gguf_file,
     )
     return artifact
 
@@ -57,6 +72,7 @@ def get_or_extract_layers(
     cache_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
     on_wait: Callable[[], None] | None = None,
+    gguf_file: str | None = None,
 ) -> list[CachedArtifact]:
     """Like :func:`get_or_extract` for several layers of one model (one source, one commit resolution).
 
@@ -66,19 +82,19 @@ def get_or_extract_layers(
     cache = LayerCache(cache_dir)
     dtype_tag(dtype)  # validate the choice early
     if is_local_reference(llm):
-        source_id, kind = str(Path(llm).expanduser().resolve()), "local"
-        commit: str | None = local_fingerprint(llm) if Path(source_id).exists() else None
+        source_id, kind = str((Path(llm).expanduser() / (gguf_file or "")).resolve()), "local"
+        commit: str | None = local_fingerprint(source_id) if Path(source_id).exists() else None
     else:
-        source_id, kind = llm, "hub"
-        commit = _known_commit(cache, llm, revision)
+        source_id, kind = (f"{llm}/{gguf_file}" if gguf_file else llm), "hub"
+        commit = _known_commit(cache, source_id, revision)
     found = _lookup(cache, source_id, kind, commit, layers, dtype) if commit else {}
     if len(found) == len(set(layers)):
         return [found[layer] for layer in layers]
 
-    source = open_source(llm, revision, token=token)
+    source = open_source(llm, revision, token=token, gguf_file=gguf_file)
     if kind == "hub":
         commit = source.commit
-        if source.kind == "hub":  # resolved online: remember it, so `main` works offline later
+        if getattr(source, "host", source.kind) == "hub":  # resolved: remember it, so `main` works offline later
             cache.write_ref(source_id, kind, revision or "main", commit)  # type: ignore[arg-type]
     assert commit is not None
     found.update(_lookup(cache, source_id, kind, commit, [x for x in layers if x not in found], dtype))

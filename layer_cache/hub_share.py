@@ -27,21 +27,31 @@ from pifi_extract.writer import TMP_MARKER
 
 from .card import CardEntry, model_card
 from .fsutil import ensure_dir, file_mode, storage_error, sweep_temp_files
-from .layout import INCOMING_DIR, CacheKey, dtype_tag_of_provenance, parse_rel_path, source_dir_name
+from .layout import (
+    INCOMING_DIR,
+    CacheKey,
+    dtype_tag_of_provenance,
+    hub_repo_of,
+    key_source_of_provenance,
+    parse_rel_path,
+    source_dir_name,
+)
 from .resolver import resolve_reference
 from .store import CachedArtifact, LayerCache
 
 CHUNK = 8 << 20
 _SAFE_COMMIT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 _SAFE_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_SAFE_HUB_GGUF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(/[\w.-]+)+\.gguf$")  # ORG/REPO/FILE.gguf
 
 
 def key_of(info: ArtifactInfo, repo_path: str | None = None) -> CacheKey:
     """The cache key an artifact belongs under, from its own provenance (validated: it may come from anywhere)."""
     prov = info.provenance
-    kind = "hub" if prov.get("source_kind") == "hub" else "local"
-    source, commit = prov.get("source"), prov.get("commit")
-    if not isinstance(source, str) or (kind == "hub" and (not _SAFE_REPO.match(source) or ".." in source)):
+    source, kind = key_source_of_provenance(prov)
+    commit = prov.get("commit")
+    valid_hub = isinstance(source, str) and (_SAFE_REPO.match(source) or _SAFE_HUB_GGUF.match(source)) and ".." not in source
+    if not isinstance(source, str) or (kind == "hub" and not valid_hub):
         raise ArtifactError(f"{info.path}: its provenance names no valid source ({source!r})")
     if not commit:  # a local source: keep the folder it was pushed from, else name it by its data
         parsed = parse_rel_path(repo_path) if repo_path else None
@@ -107,7 +117,7 @@ def push(
     api = HfApi(endpoint=constants.ENDPOINT, token=token)
     with _write_errors(to):
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")
-    gated = {e.source: _is_gated(api, e.source) for e in entries if e.kind == "hub"}
+    gated = {e.source: _is_gated(api, hub_repo_of(e.source)) for e in entries if e.kind == "hub"}
     warnings = [
         f"{src} is gated: its layers are a derivative of its weights; its license applies"
         + ("" if private else " (you pushed them to a PUBLIC repo)")

@@ -10,7 +10,8 @@ The layout follows the Hugging Face cache, so a person can browse it::
           layer-31.safetensors                  dtype as in the source (`--dtype keep`)
           layer-31.bf16.safetensors             converted to bf16
           .layer-31.safetensors.pifi-ok         integrity memo (size, mtime, sha256); its mtime = last used
-      local--my-model--1a2b3c4d/                a local folder (name + hash of its absolute path)
+      models--org--name--model.Q8_0.gguf/       a GGUF file of a Hub repo (`--gguf-file`): a source of its own
+      local--my-model--1a2b3c4d/                a local folder or .gguf file (name + hash of its absolute path)
         <fingerprint>/layer-3.safetensors       fingerprint of the folder's file names, sizes and mtimes
       .locks/                                   one lock file per key
       .incoming/                                downloads in progress (pull)
@@ -91,15 +92,34 @@ def _safe_part(text: str) -> str:
 
 
 def source_dir_name(source: str, kind: str) -> str:
-    """``models--org--name`` for a Hub repo id; ``local--<name>--<hash8>`` for a local path."""
+    """``models--org--name`` for a Hub repo id (``models--org--name--file.gguf`` for a GGUF file of one);
+    ``local--<name>--<hash8>`` for a local path."""
     if kind == "hub":
         return HUB_PREFIX + "--".join(source.split("/"))
     digest = hashlib.sha256(str(source).encode()).hexdigest()[:8]
     return f"{LOCAL_PREFIX}{_safe_part(Path(source).name)}--{digest}"
 
 
+def key_source_of_provenance(provenance: dict) -> tuple[object, str]:
+    """(key source, kind) an artifact's provenance belongs under.
+
+    A file of a Hub repo read as GGUF (``--gguf-file``) is the Hub source ``ORG/REPO/FILE.gguf``
+    (folder ``models--ORG--REPO--FILE.gguf``): each GGUF file of a repo is a model of its own.
+    """
+    source, source_kind = provenance.get("source"), provenance.get("source_kind")
+    if source_kind == "gguf" and provenance.get("gguf_host") == "hub":
+        file = provenance.get("gguf_file")
+        return (f"{source}/{file}" if isinstance(source, str) and isinstance(file, str) else None), "hub"
+    return source, ("hub" if source_kind == "hub" else "local")
+
+
+def hub_repo_of(source: str) -> str:
+    """The repo id of a Hub key source: ``ORG/REPO`` of ``ORG/REPO`` or of ``ORG/REPO/FILE.gguf``."""
+    return "/".join(source.split("/")[:2])
+
+
 def repo_id_of_dir(name: str) -> str | None:
-    """Inverse of :func:`source_dir_name` for Hub folders (None for local ones)."""
+    """Inverse of :func:`source_dir_name` for Hub folders (None for local ones): a repo id or ``org/name/file.gguf``."""
     return name[len(HUB_PREFIX) :].replace("--", "/") if name.startswith(HUB_PREFIX) else None
 
 
@@ -111,7 +131,7 @@ def memo_name(artifact_name: str) -> str:
 class CacheKey:
     """What identifies one cached artifact."""
 
-    source: str  # Hub repo id, or the absolute path of a local source
+    source: str  # Hub repo id (``org/name/file.gguf`` for a GGUF file), or the absolute path of a local source
     kind: str  # "hub" | "local"
     commit: str  # resolved commit sha (hub) or fingerprint (local)
     layer_index: int  # resolved, >= 0

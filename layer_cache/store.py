@@ -28,6 +28,7 @@ from .layout import (
     CacheKey,
     cache_root,
     dtype_tag,
+    key_source_of_provenance,
     parse_artifact_filename,
     source_dir_name,
 )
@@ -136,7 +137,8 @@ class LayerCache:
         prov = info.provenance
         keys = ("source", "source_kind", "revision", "commit", "num_layers", "source_dtype", "license", "model_type")
         record = {k: prov.get(k) for k in keys}
-        record["kind"] = kind or ("hub" if prov.get("source_kind") == "hub" else "local")
+        source, own_kind = key_source_of_provenance(prov)
+        record["source"], record["kind"] = source, kind or own_kind
         return record
 
     # ---- lookup --------------------------------------------------------------------------------
