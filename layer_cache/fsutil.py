@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 import threading
 import time
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from typing import Any, Callable, Iterator
 from filelock import FileLock, Timeout
 
 from pifi_extract.errors import StorageError
-from pifi_extract.writer import TMP_MARKER
+from pifi_extract.writer import TMP_MARKER, temp_name_for
 
 _umask_lock = threading.Lock()
 
@@ -77,7 +76,7 @@ def check_writable(folder: Path) -> None:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a small file through a temp name + rename (readers see the old or the new content)."""
     ensure_dir(path.parent)
-    tmp = path.with_name(f".{path.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = temp_name_for(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
@@ -192,7 +191,7 @@ def place_copy(src: Path, dst: Path) -> Path:
             return dst
     except OSError:
         pass
-    tmp = dst.with_name(f".{dst.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    tmp = temp_name_for(dst)
     try:
         try:
             os.link(src, tmp)
