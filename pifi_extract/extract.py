@@ -46,6 +46,12 @@ def is_local_reference(llm: str) -> bool:
     return p.exists() or llm.startswith((".", "/", "~")) or not _REPO_ID.match(llm) or llm.endswith(".gguf")
 
 
+def artifact_file_name(llm: str, layer_index: int, dtype: str = "keep") -> str:
+    """The default file name of an artifact: ``<model>-layer-<i>[.<dtype>].safetensors``."""
+    stem = Path(llm.rstrip("/")).name.removesuffix(".gguf")
+    return f"{stem}-layer-{layer_index}" + ("" if dtype == "keep" else f".{dtype}") + ".safetensors"
+
+
 def open_source(
     llm: str, revision: str | None = None, *, token: str | bool | None = None, gguf_file: str | None = None
 ) -> Source:

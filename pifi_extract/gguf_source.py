@@ -236,7 +236,7 @@ def write_gguf_artifact(
 
     import torch
 
-    from .convert import TORCH_DTYPES
+    from .convert import torch_dtype
     from .writer import AtomicArtifactWriter
 
     total = plan.source_bytes
@@ -255,7 +255,7 @@ def write_gguf_artifact(
                 raise UnsupportedModelError(f"{t.gguf_name}: this GGUF tensor layout (merged experts) is not supported")
             values = np.ascontiguousarray(result.weights, dtype=np.float32)
             tensor = torch.from_numpy(values if values.flags.writeable else values.copy()).reshape(t.shape)
-            out.pwrite(t.out_start, tensor.to(TORCH_DTYPES[t.dtype]).contiguous().view(torch.uint8).numpy().data)
+            out.pwrite(t.out_start, tensor.to(torch_dtype(t.dtype)).contiguous().view(torch.uint8).numpy().data)
         out.commit(plan.header, len(plan.header))
     return read_artifact(path)
 

@@ -1,14 +1,31 @@
-"""pifi_train: load a frozen LLM layer from a pifi artifact and fine-tune a small LM with it."""
+"""pifi_train: load a frozen LLM layer from a pifi artifact and fine-tune a small LM with it.
 
-from .frozen_layer import FrozenLayer, build_frozen_layer, load_layer
-from .frozen_stack import FrozenStack
-from .config import ProgressEvent, TrainConfig
-from .model import ModelOptions, PifiModel
-from .predict import load_run, predict
-from .report import build_report
-from .runner import RunResult, resume_training, run_training
-from .tasks import TASKS, task_names
+Names are imported on first use (PEP 562), so ``import pifi_train.config`` and ``pifi --help`` do not
+pay for torch.
+"""
 
-__all__ = ["FrozenLayer", "FrozenStack", "build_frozen_layer", "load_layer",
-           "ModelOptions", "PifiModel", "ProgressEvent", "RunResult", "TASKS", "TrainConfig", "build_report",
-           "load_run", "predict", "resume_training", "run_training", "task_names"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FrozenLayer": "frozen_layer", "build_frozen_layer": "frozen_layer", "load_layer": "frozen_layer",
+    "FrozenStack": "frozen_stack",
+    "ProgressEvent": "config", "TrainConfig": "config",
+    "ModelOptions": "model", "PifiModel": "model",
+    "load_run": "predict", "predict": "predict",
+    "build_report": "report",
+    "RunResult": "runner", "resume_training": "runner", "run_training": "runner",
+    "TASKS": "tasks", "task_names": "tasks",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pifi_train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value

@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pifi_extract.errors import ConfigError
 
-from .model import ModelOptions
+if TYPE_CHECKING:  # torch is imported where a tensor is made: the CLI reads these defaults without it
+    import torch
+
+    from .model import ModelOptions
 
 DEFAULT_SLM = "google-bert/bert-base-uncased"
 
@@ -68,6 +69,8 @@ class TrainConfig:
             self.layer_artifact = references[0] if len(references) == 1 else (references or None)
 
     def model_options(self) -> ModelOptions:
+        from .model import ModelOptions
+
         return ModelOptions(self.method, self.plug, self.attention, self.post_norm, self.pooling, self.dropout)
 
     def validate(self) -> None:
@@ -118,6 +121,8 @@ class Precision:
 
 def resolve_precision(precision: str, device: torch.device) -> Precision:
     """CPU: fp32. CUDA: autocast bf16 (fp16 + grad scaler where bf16 is unsupported), layer in that dtype."""
+    import torch
+
     if device.type != "cuda":
         if precision not in ("auto", "fp32"):
             raise ConfigError(f"--precision {precision} needs a CUDA device; on CPU pifi trains in fp32")
