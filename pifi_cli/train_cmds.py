@@ -25,6 +25,7 @@ def train(
     train_file: Annotated[Optional[str], typer.Option("--train-file", help="Local training data: .csv, .tsv or .jsonl.")] = D("train_file"),
     validation_file: Annotated[Optional[str], typer.Option("--validation-file", help="Local validation data (default: a seeded split of --train-file).")] = D("validation_file"),
     test_file: Annotated[Optional[str], typer.Option("--test-file", help="Local test data (evaluated with the best epoch).")] = D("test_file"),
+    task_type: Annotated[str, typer.Option("--task-type", help="auto (from --task; local files: classification), classification, qa or seq2seq.")] = D("task_type"),
     text_column: Annotated[str, typer.Option("--text-column", help="Column with the text.")] = D("text_column"),
     text_pair_column: Annotated[Optional[str], typer.Option("--text-pair-column", help="Column with the second text of a pair (e.g. hypothesis).")] = D("text_pair_column"),
     label_column: Annotated[str, typer.Option("--label-column", help="Column with the label (integers or names).")] = D("label_column"),

@@ -25,6 +25,7 @@ class TrainConfig:
 
     # data: a built-in task, or local files
     task: str | None = None
+    task_type: str = "auto"  # auto (the task's family) | a row of pifi_train.families.FAMILIES
     train_file: str | None = None
     validation_file: str | None = None
     test_file: str | None = None
@@ -67,6 +68,12 @@ class TrainConfig:
         if self.layer_artifact is not None and not isinstance(self.layer_artifact, str):
             references = [str(r) for r in self.layer_artifact]
             self.layer_artifact = references[0] if len(references) == 1 else (references or None)
+
+    def family(self) -> str:
+        """classification, qa, seq2seq, ... (pifi_train.families)."""
+        from .families import family_of
+
+        return family_of(self.task, self.task_type)
 
     def model_options(self) -> ModelOptions:
         from .model import ModelOptions

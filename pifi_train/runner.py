@@ -169,7 +169,17 @@ def summarize_seeds(results: list[RunResult]) -> dict[str, Any]:
 
 def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
                  resume_dir: Path | None = None) -> list[RunResult]:
-    """Train ``config.seeds`` seeds (starting at ``config.seed``); ``resume_dir`` continues a run."""
+    """Train ``config.seeds`` seeds (starting at ``config.seed``); ``resume_dir`` continues a run.
+
+    Dispatches on the run's family (classification, qa, seq2seq: :mod:`pifi_train.families`)."""
+    from .families import runner_for
+
+    return runner_for(config.family())(config, progress, resume_dir)
+
+
+def run_classification(config: TrainConfig, progress: ProgressCallback | None = None,
+                       resume_dir: Path | None = None) -> list[RunResult]:
+    """The sequence-classification pipeline (the paper's Table 1 tasks)."""
     config.validate()
     resume = resume_dir is not None
     ctx = dist.setup(config.device)
