@@ -161,3 +161,24 @@ def accuracy(predictions: Sequence[Prediction], labels: Sequence[int], label_nam
     hits = sum(p.label == label_names[y] for p, y in zip(predictions, labels))
     return hits / len(labels) if labels else 0.0
 
+
+
+class Classifier:
+    """A trained run as a callable: ``classifier(texts[, pairs]) -> [Prediction(label, probabilities)]``."""
+
+    def __init__(self, run: LoadedRun, batch_size: int = 64) -> None:
+        self.run, self.batch_size = run, batch_size
+        self.labels = run.label_names
+
+    def __call__(self, texts: str | Sequence[str], pairs: Sequence[str] | None = None,
+                 batch_size: int | None = None) -> list[Prediction]:
+        if isinstance(texts, str):
+            texts = [texts]
+        return predict(self.run, list(texts), list(pairs) if pairs is not None else None,
+                       batch_size=batch_size or self.batch_size)
+
+
+def load_classifier(run_dir: str | Path, device: str = "auto", batch_size: int = 64,
+                    layer_artifact: str | Sequence[str] | None = None) -> Classifier:
+    """``pifi predict`` as a library call: the run's model on ``device``, batched (same results)."""
+    return Classifier(load_run(run_dir, device=device, layer_artifact=layer_artifact), batch_size)
