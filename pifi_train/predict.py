@@ -73,7 +73,13 @@ def _layers_for(record: dict[str, Any], overrides: str | Sequence[str] | None) -
 def load_run(run_dir: str | Path, device: str = "auto",
              layer_artifact: str | Sequence[str] | None = None) -> LoadedRun:
     """Rebuild the model of a finished run from its directory (best epoch's tensors); ``layer_artifact``:
-    the run's artifact(s) if they moved (one per layer, in order)."""
+    the run's artifact(s) if they moved (one per layer, in order). ``hf://ORG/REPO[@REV]``: a run pushed with
+    ``pifi push``, downloaded with its layer (then cached: offline afterwards)."""
+    if str(run_dir).startswith("hf://"):
+        from .run_share import pull_run
+
+        run_dir, pulled = pull_run(str(run_dir))
+        layer_artifact = layer_artifact or pulled or None
     run_dir = Path(run_dir)
     if (run_dir / ckpt.SWEEP).is_file():
         seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
