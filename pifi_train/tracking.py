@@ -178,7 +178,7 @@ class TrackingCallback:
         self.close()
         run_dir = Path(event.run_dir or ".")
         path = run_dir / "config.json"
-        record = json.loads(path.read_text()) if path.is_file() else {}
+        record = json.loads(path.read_text()) if event.run_dir and path.is_file() else {}
         for name in self.names:
             tracker = BACKENDS[name]()
             tracker.start(run_dir, event.seed, record)
