@@ -11,7 +11,8 @@ The words and meaning are those of transformers' ``TrainingArguments.report_to``
 
 A seed is one tracker run (its ``run_start`` opens it, ``run_end`` closes it). Nothing is sent anywhere by
 pifi itself: TensorBoard writes ``<run_dir>/tensorboard/``; wandb and mlflow follow their own environment
-(``WANDB_MODE=offline``, ``WANDB_PROJECT``, ``MLFLOW_TRACKING_URI``: local ``./mlruns`` by default).
+(``WANDB_MODE=offline``, ``WANDB_PROJECT``, ``MLFLOW_TRACKING_URI``: local ``./mlruns`` by default); with
+``HF_HUB_OFFLINE=1`` and no ``WANDB_MODE``, wandb logs offline.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ class WandbTracker(Tracker):
     def start(self, run_dir: Path, seed: int, record: dict[str, Any]) -> None:
         import wandb
 
+        # WANDB_MODE wins; without it, an offline Hugging Face setup (HF_HUB_OFFLINE=1) logs offline too
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") and not os.environ.get("WANDB_MODE")
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "pifi"), name=f"{run_dir.name}-seed{seed}",
-                              dir=str(run_dir), config=record, reinit=True)
+                              dir=str(run_dir), config=record, reinit=True, **({"mode": "offline"} if offline else {}))
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)

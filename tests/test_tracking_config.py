@@ -96,6 +96,16 @@ def test_wandb_tracker_follows_the_event_stream(monkeypatch, tmp_path):
     assert fake.calls[0][1]["config"]["layer"]["sha256"] == "ab" and fake.calls[0][1]["dir"] == str(tmp_path)
     assert [c[2] for c in fake.calls[1:4]] == [1, 2, 2] and fake.calls[3][1]["eval/accuracy"] == 0.5
     assert fake.calls[4][1]["test/accuracy"] == 0.75
+    assert "mode" not in fake.calls[0][1]  # WANDB_MODE is wandb's own to read
+
+
+def test_wandb_logs_offline_when_the_hub_is_offline(monkeypatch, tmp_path):
+    fake = _FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    TrackingCallback(["wandb"])(ProgressEvent("run_start", seed=1, run_dir=str(tmp_path)))
+    assert fake.calls[0][1]["mode"] == "offline"
 
 
 def test_config_file_reruns_a_run_and_flags_override(assets, tmp_path, capsys):
