@@ -16,7 +16,7 @@ import typer
 
 from pifi_train.config import TrainConfig
 
-from .common import DeviceOpt, QuietOpt, dataclass_from_options, err_console, field_default, out_console, say
+from .common import DeviceOpt, QuietOpt, TokenOpt, dataclass_from_options, err_console, field_default, out_console, say
 
 D = lambda name: field_default(TrainConfig, name)  # noqa: E731  (the library's default, written once)
 
@@ -181,6 +181,7 @@ def predict(
     layer_artifact: Annotated[Optional[list[str]], typer.Option("--layer-artifact", help="The run's artifact if it moved (its sha256 must match); repeat for a run with several layers, in order.")] = None,
     device: DeviceOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 64,
+    token: TokenOpt = None,
 ) -> None:
     """Classify texts with a trained run (checkpoint + the artifact it was trained with)."""
     import json
@@ -189,7 +190,7 @@ def predict(
 
     if (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
-    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
     labels = None
     if file is not None:
         texts, pairs, labels = read_inputs(file, loaded)

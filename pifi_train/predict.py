@@ -71,14 +71,14 @@ def _layers_for(record: dict[str, Any], overrides: str | Sequence[str] | None) -
 
 
 def load_run(run_dir: str | Path, device: str = "auto",
-             layer_artifact: str | Sequence[str] | None = None) -> LoadedRun:
+             layer_artifact: str | Sequence[str] | None = None, token: str | None = None) -> LoadedRun:
     """Rebuild the model of a finished run from its directory (best epoch's tensors); ``layer_artifact``:
     the run's artifact(s) if they moved (one per layer, in order). ``hf://ORG/REPO[@REV]``: a run pushed with
     ``pifi push``, downloaded with its layer (then cached: offline afterwards)."""
     if str(run_dir).startswith("hf://"):
         from .run_share import pull_run
 
-        run_dir, pulled = pull_run(str(run_dir))
+        run_dir, pulled = pull_run(str(run_dir), token=token)
         layer_artifact = layer_artifact or pulled or None
     run_dir = Path(run_dir)
     if (run_dir / ckpt.SWEEP).is_file():
@@ -185,6 +185,7 @@ class Classifier:
 
 
 def load_classifier(run_dir: str | Path, device: str = "auto", batch_size: int = 64,
-                    layer_artifact: str | Sequence[str] | None = None) -> Classifier:
-    """``pifi predict`` as a library call: the run's model on ``device``, batched (same results)."""
-    return Classifier(load_run(run_dir, device=device, layer_artifact=layer_artifact), batch_size)
+                    layer_artifact: str | Sequence[str] | None = None, token: str | None = None) -> Classifier:
+    """``pifi predict`` as a library call: the run's model on ``device``, batched (same results); ``run_dir``
+    may be ``hf://ORG/REPO[@REV]`` (``token`` for a private repo, else the login token)."""
+    return Classifier(load_run(run_dir, device=device, layer_artifact=layer_artifact, token=token), batch_size)

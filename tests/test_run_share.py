@@ -64,7 +64,9 @@ def test_push_then_predict_from_the_hub_cache_source_and_offline(hub_server, pus
     # an empty pifi cache: the layer is extracted from the source model by range reads (its shards' bytes only)
     monkeypatch.setenv("PIFI_CACHE", str(tmp_path / "fresh-cache"))
     hub_server.reset_counters()
-    cli.main(["predict", "--run-dir", "hf://lab/sst-pifi@main", "--text", TEXTS[0], "--device", "cpu"])
+    monkeypatch.delenv("HF_TOKEN")
+    cli.main(["predict", "--run-dir", "hf://lab/sst-pifi@main", "--text", TEXTS[0], "--device", "cpu",
+              "--token", hub_server.write_token])
     assert capsys.readouterr().out.split("\t")[0] == expected[0].label
     tensor_gets = [r for r in hub_server.requests("GET") if LLM in r.path and r.path.endswith(".safetensors")]
     assert tensor_gets and all(r.range for r in tensor_gets)
