@@ -132,3 +132,23 @@ def test_yaml_config_and_unknown_keys(tmp_path):
     with pytest.raises(ConfigError, match="unknown option.*learning_rate") as err:
         read_config_file(tmp_path / "bad.json")
     assert "label_smoothing" in err.value.one_line()
+
+
+def test_mlflow_tracker_logs_params_layer_tags_metrics(monkeypatch, tmp_path):
+    calls = []
+    fake = types.ModuleType("mlflow")
+    fake.__spec__ = importlib.machinery.ModuleSpec("mlflow", None)
+    for name in ("start_run", "log_params", "set_tag", "log_dict", "log_metrics", "end_run"):
+        setattr(fake, name, lambda *a, _n=name, **kw: calls.append((_n, a, kw)))
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    (tmp_path / "config.json").write_text(json.dumps({"options": {"lr": 0.1},
+                                                      "layer": {"sha256": "ab", "reference": "org/m:-1"}}))
+    callback = TrackingCallback(resolve_report_to("mlflow"))
+    for event in [ProgressEvent("run_start", seed=3, run_dir=str(tmp_path)), ProgressEvent("epoch_start", 3, 1, steps=1),
+                  ProgressEvent("step", 3, 1, step=1, steps=1, loss=0.5, examples_per_second=2, lr=0.1),
+                  ProgressEvent("run_end", 3, 1, metrics={"best_epoch": 1, "test": {"macro_f1": 0.6}})]:
+        callback(event)
+    names = [c[0] for c in calls]
+    assert names == ["start_run", "log_params", "set_tag", "set_tag", "log_dict", "log_metrics", "log_metrics", "end_run"]
+    assert calls[1][1][0] == {"lr": "0.1"} and calls[2][1] == ("layer0.sha256", "ab")
+    assert calls[5][2]["step"] == 1 and calls[6][1][0]["test/macro_f1"] == 0.6
