@@ -100,8 +100,14 @@ def push(
     private: bool = True,
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
+    i_know_the_license: bool = False,
 ) -> PushResult:
-    """Upload artifacts (any references) and a model card to the model repo ``to`` (created private by default)."""
+    """Upload artifacts (any references) and a model card to the model repo ``to`` (created private by default).
+
+    Layers of gated or licence-restricted sources: a public push is refused unless ``i_know_the_license``;
+    the sources' licence files are copied and their gating mirrored on ``to`` (:mod:`layer_cache.licence`)."""
+    from .licence import check_visibility, licence_files, licence_section, mirror_gating, source_terms
+
     if not _SAFE_REPO.match(to) or "/" not in to:
         raise CacheError(f"--to {to!r} is not a Hub repo id", "use ORG/REPO")
     files: dict[str, Path] = {}
@@ -115,6 +121,9 @@ def push(
             files[rel] = resolved.path
             entries.append(_card_entry(rel, key, info))
     api = HfApi(endpoint=constants.ENDPOINT, token=token)
+    licences = {e.source: e.license for e in entries if e.kind == "hub"}
+    terms = [source_terms(api, hub_repo_of(src), lic) for src, lic in licences.items()]
+    check_visibility(terms, private, i_know_the_license)  # before anything is created
     with _write_errors(to):
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")
     gated = {e.source: _is_gated(api, hub_repo_of(e.source)) for e in entries if e.kind == "hub"}
@@ -128,11 +137,15 @@ def push(
         others = [f for f in api.list_repo_files(to) if f.endswith(".safetensors") and f not in files]
     except Exception:
         others = []
-    card = model_card(to, entries, gated, others)
+    copies = licence_files(api, terms, token)
+    gating = next((t.gated for t in terms if t.gated), None)
+    card = model_card(to, entries, gated, others) + licence_section(terms, copies, "manual" if gating is True else gating)
     ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
+    ops += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in copies.items()]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
     with _write_errors(to):
         info = api.create_commit(to, ops, commit_message=f"pifi: add {len(files)} layer artifact(s)")
+        mirror_gating(api, to, terms)
     return PushResult(to, getattr(info, "oid", None), list(files), warnings, card)
 
 

@@ -91,12 +91,13 @@ def cache_push(
     private: Annotated[bool, typer.Option("--private/--public", help="Visibility of a repo created by this push.")] = True,
     token: TokenOpt = None,
     cache_dir: CacheDirOpt = None,
+    i_know_the_license: Annotated[bool, typer.Option("--i-know-the-license", help="Allow --public for layers of gated or licence-restricted models (their licence must allow redistribution).")] = False,
 ) -> None:
-    """Upload artifacts to a Hub model repo, with a generated model card."""
+    """Upload artifacts to a Hub model repo, with a generated model card (the source's licence files and gating follow)."""
     from layer_cache import push
     from layer_cache.card import train_command
 
-    result = push(keys, to, private=private, token=token, cache_dir=cache_dir)
+    result = push(keys, to, private=private, token=token, cache_dir=cache_dir, i_know_the_license=i_know_the_license)
     for warning in result.warnings:
         warn(warning)
     for path in result.paths:

@@ -23,8 +23,15 @@ def extract(
     cache_dir: CacheDirOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the cache: write only the --output file(s).")] = False,
     gguf_file: Annotated[Optional[str], typer.Option("--gguf-file", help="Read this .gguf file of the --llm repo or folder (dequantized; cached as ORG/REPO/FILE.gguf).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only plan: resolve the commit, read config/index/shard headers, print tensors, bytes to read, shards, licence and gating.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Read ONE decoder layer of an LLM (only its bytes) into a small standalone artifact, kept in the pifi cache."""
+    if dry_run:
+        from pifi_extract.dry_run import dry_run as plan_only
+
+        return _print_dry_run(plan_only(llm, layer, revision=revision, dtype=dtype, token=token, gguf_file=gguf_file),
+                              as_json)
     from pifi_extract.artifact import read_artifact
     from pifi_extract.extract import artifact_file_name, extract_layers
 
@@ -76,6 +83,31 @@ def inspect(
         typer.echo(json.dumps(describe(info), indent=2, sort_keys=True))
         return
     _print_inspect(info)
+
+
+def _print_dry_run(result: object, as_json: bool) -> None:
+    from rich.table import Table
+
+    from .common import out_console as out
+
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(result.to_dict(), indent=2))  # type: ignore[attr-defined]
+        return
+    r = result
+    say(f"{r.source} ({r.source_kind}) commit {r.commit or '-'}; licence {r.license or 'unknown'}; "  # type: ignore[attr-defined]
+        f"gated {r.gated if r.gated is not None else 'unknown'}; licence files: {', '.join(r.license_files) or 'none'}")  # type: ignore[attr-defined]
+    for layer in r.layers:  # type: ignore[attr-defined]
+        table = Table(title=f"layer {layer.layer_index}: {layer.source_bytes:,} bytes to read from "
+                            f"{len(layer.shards)} shard(s), artifact {layer.artifact_bytes:,} bytes", title_justify="left")
+        for col in ("name", "dtype", "shape", "file", "bytes"):
+            table.add_column(col, justify="right" if col == "bytes" else "left")
+        for t in layer.tensors:
+            table.add_row(t["name"], t["dtype"], "×".join(map(str, t["shape"])) or "scalar", str(t["file"] or "-"),
+                          f"{t['bytes']:,}")
+        out.print(table)
+    say(f"dry run: {r.source_bytes} tensor bytes would be read; nothing was downloaded or written")  # type: ignore[attr-defined]
 
 
 def _print_summary(path: Path, info: object) -> None:

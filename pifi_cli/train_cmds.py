@@ -6,6 +6,7 @@ their defaults from it; a new field becomes an option by adding one parameter he
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -15,12 +16,14 @@ import typer
 
 from pifi_train.config import TrainConfig
 
-from .common import DeviceOpt, QuietOpt, dataclass_from_options, err_console, field_default, out_console, say
+from .common import DeviceOpt, QuietOpt, TokenOpt, dataclass_from_options, err_console, field_default, out_console, say
 
 D = lambda name: field_default(TrainConfig, name)  # noqa: E731  (the library's default, written once)
 
 
 def train(
+    ctx: typer.Context,
+    config_file: Annotated[Optional[str], typer.Option("--config", help="Options from a .yaml/.json file (TrainConfig names; a run's config.json re-runs it); flags given here override it.")] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="Built-in task: sst2, imdb, tweet_sentiment_binary, tweet_offensive, cola, mnli, snli (needs pifi[datasets]).")] = D("task"),
     train_file: Annotated[Optional[str], typer.Option("--train-file", help="Local training data: .csv, .tsv or .jsonl.")] = D("train_file"),
     validation_file: Annotated[Optional[str], typer.Option("--validation-file", help="Local validation data (default: a seeded split of --train-file).")] = D("validation_file"),
@@ -56,6 +59,7 @@ def train(
     output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="Run directory (default runs/<task>-<method>-<time>).")] = D("output_dir"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = D("overwrite"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last finished epoch (its saved options are used).")] = False,
+    report_to: Annotated[Optional[list[str]], typer.Option("--report-to", help="Experiment trackers (as transformers' report_to): none, all, tensorboard, wandb, mlflow; repeatable.")] = None,
     slm_random_init: Annotated[bool, typer.Option("--slm-random-init", hidden=True, help="Random SLM weights (benchmarks).")] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -65,6 +69,7 @@ def train(
     from pifi_train.runner import resume_training, run_training
 
     options = dict(locals())
+    options.pop("ctx")
     hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar; ours is the epoch bar
     with TrainProgress(quiet) as progress:
         if resume:
@@ -72,12 +77,28 @@ def train(
                 raise typer.BadParameter("--resume needs --output-dir (the run to continue)", param_hint="--resume")
             results = resume_training(Path(output_dir), epochs, progress)
         else:
-            config = dataclass_from_options(
-                TrainConfig, options, slm_pretrained=not slm_random_init,
-                layer_artifact=list(layer_artifact or []) or None, epochs=D("epochs") if epochs is None else epochs)
-            results = run_training(config, progress)
+            results = run_training(_train_config(ctx, options), progress)
     if results and is_main_process():
         _print_results(results)
+
+
+def _train_config(ctx: typer.Context, options: dict) -> TrainConfig:
+    """TrainConfig from the options (and the --config file, which only the flags actually given override)."""
+    converted = {**options, "slm_pretrained": not options["slm_random_init"],
+                 "layer_artifact": list(options["layer_artifact"] or []) or None,
+                 "report_to": list(options["report_to"] or []) or D("report_to"),
+                 "epochs": D("epochs") if options["epochs"] is None else options["epochs"]}
+    if options["config_file"] is None:
+        return dataclass_from_options(TrainConfig, converted)
+    from pifi_train.config_file import config_from_file
+
+    # typer vendors click: compare the ParameterSource by name
+    given = {name for name in options
+             if getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
+    if "slm_random_init" in given:
+        given.add("slm_pretrained")
+    names = set(field.name for field in dataclasses.fields(TrainConfig))
+    return config_from_file(options["config_file"], {k: converted[k] for k in given & names})
 
 
 def is_main_process() -> bool:
@@ -152,7 +173,7 @@ def _print_results(results: list) -> None:
 
 
 def predict(
-    run_dir: Annotated[str, typer.Option("--run-dir", help="A finished run directory (one seed).")],
+    run_dir: Annotated[str, typer.Option("--run-dir", help="A finished run directory (one seed), or hf://ORG/REPO[@REV] pushed with `pifi push`.")],
     text: Annotated[Optional[list[str]], typer.Option("--text", help="Text to classify (repeat for several).")] = None,
     text_pair: Annotated[Optional[list[str]], typer.Option("--text-pair", help="Second text of each pair (runs trained on pairs).")] = None,
     file: Annotated[Optional[str], typer.Option("--file", help="Texts to classify: .txt (one per line) or .csv/.tsv/.jsonl with the run's columns; accuracy is printed when labels are present.")] = None,
@@ -160,6 +181,7 @@ def predict(
     layer_artifact: Annotated[Optional[list[str]], typer.Option("--layer-artifact", help="The run's artifact if it moved (its sha256 must match); repeat for a run with several layers, in order.")] = None,
     device: DeviceOpt = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 64,
+    token: TokenOpt = None,
 ) -> None:
     """Classify texts with a trained run (checkpoint + the artifact it was trained with)."""
     import json
@@ -168,7 +190,7 @@ def predict(
 
     if (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
-    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
     labels = None
     if file is not None:
         texts, pairs, labels = read_inputs(file, loaded)

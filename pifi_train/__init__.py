@@ -14,7 +14,7 @@ _EXPORTS = {
     "FrozenStack": "frozen_stack",
     "ProgressEvent": "config", "TrainConfig": "config",
     "ModelOptions": "model", "PifiModel": "model",
-    "load_run": "predict", "predict": "predict",
+    "load_run": "predict", "predict": "predict", "load_classifier": "predict", "Classifier": "predict",
     "build_report": "report",
     "RunResult": "runner", "resume_training": "runner", "run_training": "runner",
     "TASKS": "tasks", "task_names": "tasks",

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pifi_extract.errors import ConfigError
@@ -62,12 +62,16 @@ class TrainConfig:
     num_workers: int = 0
     output_dir: str | None = None
     overwrite: bool = False
+    # tracking
+    report_to: list[str] = field(default_factory=lambda: ["none"])  # none | all | tensorboard, wandb, mlflow
 
     def __post_init__(self) -> None:
         # one artifact is always a plain string (config.json as before); several stay an ordered list
         if self.layer_artifact is not None and not isinstance(self.layer_artifact, str):
             references = [str(r) for r in self.layer_artifact]
             self.layer_artifact = references[0] if len(references) == 1 else (references or None)
+        if isinstance(self.report_to, str):  # transformers' TrainingArguments accepts a string too
+            self.report_to = [self.report_to]
 
     def family(self) -> str:
         """classification, qa, seq2seq, ... (pifi_train.families)."""
@@ -149,7 +153,8 @@ class ProgressEvent:
     """What the trainer reports (rank 0 only) to a front end such as the CLI's progress bar.
 
     ``kind``: ``run_start`` (seed, epochs), ``epoch_start`` (steps), ``step`` (loss, throughput),
-    ``epoch_end`` (validation metrics), ``run_end`` (final metrics).
+    ``epoch_end`` (validation metrics), ``run_end`` (final metrics). ``run_start`` names the run directory
+    (its config.json is written), ``step`` the learning rate (trackers: pifi_train.tracking).
     """
 
     kind: Literal["run_start", "epoch_start", "step", "epoch_end", "run_end"]
@@ -161,6 +166,8 @@ class ProgressEvent:
     loss: float | None = None
     examples_per_second: float | None = None
     metrics: dict[str, Any] | None = None
+    run_dir: str | None = None
+    lr: float | None = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]

@@ -88,7 +88,13 @@ class PifiModel(nn.Module):
     """SLM + (L_in, frozen layer, L_out) + classification head.
 
     ``layer`` is a FrozenLayer, or a FrozenStack of several run in order (same interface);
-    ``--post-norm`` applies its (last layer's) final norm once, after it."""
+    ``--post-norm`` applies its (last layer's) final norm once, after it.
+
+    Inside ``transformers.Trainer``: ``forward(..., labels=)`` returns a ``SequenceClassifierOutput`` whose loss
+    uses ``label_smoothing``; :meth:`from_slm` / :meth:`save_pretrained` / :meth:`from_pretrained` keep the layer
+    by reference (:mod:`pifi_train.pretrained`)."""
+
+    label_smoothing: float = 0.0  # the loss of forward(labels=...); pifi's own trainer computes its loss itself
 
     def __init__(self, slm: nn.Module, num_labels: int, options: ModelOptions,
                  layer: "FrozenLayer | FrozenStack | None") -> None:
@@ -131,7 +137,24 @@ class PifiModel(nn.Module):
             out = self.layer.norm(out)
         return out.to(x.dtype)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, return_dict: bool | None = None, **inputs: torch.Tensor) -> Any:
+        """Logits (B, C) for a tokenized batch; with ``labels`` (B,) or ``return_dict``: a transformers
+        ``SequenceClassifierOutput`` (label-smoothed cross-entropy loss, logits)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)  # (B, T)
+        logits = self._logits(input_ids, attention_mask, **inputs)  # (B, C)
+        if labels is None and not return_dict:
+            return logits
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits.float(), labels.to(logits.device).long(),
+                                               label_smoothing=self.label_smoothing)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def _logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) for a tokenized batch."""
         extra = {k: v for k, v in inputs.items() if k in self.slm_inputs}
         hidden = self.slm(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state  # (B,T,H)
@@ -151,6 +174,26 @@ class PifiModel(nn.Module):
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Every tensor of the state dict except the frozen layer's (what a checkpoint holds)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("layer.")}
+
+    @classmethod
+    def from_slm(cls, slm: str, layer_artifact: str | list[str] | None, num_labels: int = 2, **kw: Any) -> "PifiModel":
+        """A new PiFi classifier for ``transformers.Trainer`` (see :func:`pifi_train.pretrained.from_slm`)."""
+        from .pretrained import from_slm
+
+        return from_slm(slm, layer_artifact, num_labels, **kw)
+
+    @classmethod
+    def from_pretrained(cls, folder: str, **kw: Any) -> "PifiModel":
+        """Reload what :meth:`save_pretrained` wrote (or a pifi run directory); the layer is sha256-checked."""
+        from .pretrained import from_pretrained
+
+        return from_pretrained(folder, **kw)
+
+    def save_pretrained(self, folder: str, **kw: Any) -> None:
+        """The trainable tensors, SLM config, tokenizer and the layer's reference (never its tensors)."""
+        from .pretrained import save_pretrained
+
+        save_pretrained(self, folder, **kw)
 
     def frozen_parameter_names(self) -> list[str]:
         return [f"layer.{name}" for name, _ in self.layer.named_parameters()] if self.has_layer else []

@@ -71,9 +71,15 @@ def _layers_for(record: dict[str, Any], overrides: str | Sequence[str] | None) -
 
 
 def load_run(run_dir: str | Path, device: str = "auto",
-             layer_artifact: str | Sequence[str] | None = None) -> LoadedRun:
+             layer_artifact: str | Sequence[str] | None = None, token: str | None = None) -> LoadedRun:
     """Rebuild the model of a finished run from its directory (best epoch's tensors); ``layer_artifact``:
-    the run's artifact(s) if they moved (one per layer, in order)."""
+    the run's artifact(s) if they moved (one per layer, in order). ``hf://ORG/REPO[@REV]``: a run pushed with
+    ``pifi push``, downloaded with its layer (then cached: offline afterwards)."""
+    if str(run_dir).startswith("hf://"):
+        from .run_share import pull_run
+
+        run_dir, pulled = pull_run(str(run_dir), token=token)
+        layer_artifact = layer_artifact or pulled or None
     run_dir = Path(run_dir)
     if (run_dir / ckpt.SWEEP).is_file():
         seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
@@ -161,3 +167,25 @@ def accuracy(predictions: Sequence[Prediction], labels: Sequence[int], label_nam
     hits = sum(p.label == label_names[y] for p, y in zip(predictions, labels))
     return hits / len(labels) if labels else 0.0
 
+
+
+class Classifier:
+    """A trained run as a callable: ``classifier(texts[, pairs]) -> [Prediction(label, probabilities)]``."""
+
+    def __init__(self, run: LoadedRun, batch_size: int = 64) -> None:
+        self.run, self.batch_size = run, batch_size
+        self.labels = run.label_names
+
+    def __call__(self, texts: str | Sequence[str], pairs: Sequence[str] | None = None,
+                 batch_size: int | None = None) -> list[Prediction]:
+        if isinstance(texts, str):
+            texts = [texts]
+        return predict(self.run, list(texts), list(pairs) if pairs is not None else None,
+                       batch_size=batch_size or self.batch_size)
+
+
+def load_classifier(run_dir: str | Path, device: str = "auto", batch_size: int = 64,
+                    layer_artifact: str | Sequence[str] | None = None, token: str | None = None) -> Classifier:
+    """``pifi predict`` as a library call: the run's model on ``device``, batched (same results); ``run_dir``
+    may be ``hf://ORG/REPO[@REV]`` (``token`` for a private repo, else the login token)."""
+    return Classifier(load_run(run_dir, device=device, layer_artifact=layer_artifact, token=token), batch_size)

@@ -173,8 +173,14 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
 
     Dispatches on the run's family (classification, qa, seq2seq: :mod:`pifi_train.families`)."""
     from .families import runner_for
+    from .tracking import TrackingCallback, with_trackers
 
-    return runner_for(config.family())(config, progress, resume_dir)
+    progress = with_trackers(progress, config.report_to)  # --report-to: trackers fed by the progress events
+    try:
+        return runner_for(config.family())(config, progress, resume_dir)
+    finally:
+        if isinstance(progress, TrackingCallback):
+            progress.close()
 
 
 def run_classification(config: TrainConfig, progress: ProgressCallback | None = None,

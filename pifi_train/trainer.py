@@ -139,7 +139,7 @@ class Trainer:
             seen += len(labels)
             rate = seen * self.ctx.world_size / max(time.perf_counter() - start, 1e-9)
             self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=float(loss.detach()),
-                       examples_per_second=rate)
+                       examples_per_second=rate, lr=self.optimizer.param_groups[0]["lr"])
         elapsed = max(time.perf_counter() - start, 1e-9)
         return dist.mean(self.ctx, total / max(len(batches), 1)), seen * self.ctx.world_size / elapsed
 
@@ -149,7 +149,7 @@ class Trainer:
 
     def fit(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
         """Train from ``state.epoch_done + 1`` to ``config.epochs``, then test the best epoch."""
-        self._emit(kind="run_start")
+        self._emit(kind="run_start", run_dir=str(self.run_dir))
         weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
         for epoch in range(state.epoch_done + 1, self.config.epochs + 1):
             start = time.perf_counter()

@@ -40,7 +40,7 @@ WRITE_TOKEN = "hf_test_write_token"
 USER = "test-user"
 LFS_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".onnx", ".msgpack", ".h5", ".npz")
 _CHUNK = 1 << 16
-_API_VERBS = {"revision", "tree", "paths-info", "preupload", "commit", "refs"}
+_API_VERBS = {"revision", "tree", "paths-info", "preupload", "commit", "refs", "settings"}
 
 FileSource = str | Path | Mapping[str, bytes]
 
@@ -77,6 +77,7 @@ class Repo:
     gated_token: str | None = None
     write_token: str | None = None
     created_at: str = ""
+    gated_mode: str | bool | None = None  # set by PUT .../settings (update_repo_settings); None = from gated_token
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ class HubServer:
         self.bytes_sent = 0
         self.bytes_by_path: dict[str, int] = {}  # "repo_id/filename" -> file body bytes sent
         self.log: list[RequestRecord] = []
+        self.settings_calls: list[tuple[str, dict[str, Any]]] = []  # (repo_id, body) of each update_repo_settings
         self._lock = threading.RLock()
         self._tmp: Path | None = None
         self._httpd: _Httpd | None = None
@@ -416,7 +418,7 @@ class HubServer:
             "lastModified": commit.date,
             "createdAt": repo.created_at,
             "private": repo.private,
-            "gated": "manual" if repo.gated_token else False,
+            "gated": repo.gated_mode if repo.gated_mode is not None else ("manual" if repo.gated_token else False),
             "disabled": False,
             "downloads": 0,
             "likes": 0,
@@ -526,6 +528,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
     # ---- plumbing --------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
         hub = self.server.hub
@@ -535,7 +540,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         self._status, self._body_bytes = 0, 0
         try:
-            body = self._read_body() if method == "POST" else b""
+            body = self._read_body() if method in ("POST", "PUT") else b""
             failure = hub._take_failure(path)
             if failure is not None:
                 raise HubHttpError(failure, None, f"Injected failure ({failure})")
@@ -608,7 +613,7 @@ class _Handler(BaseHTTPRequestHandler):
         n = _repo_id_len(parts[1:], hub.repos)
         repo_id = "/".join(unquote(p) for p in parts[1 : 1 + n])
         verb, rest = (parts[1 + n], [unquote(p) for p in parts[2 + n :]]) if len(parts) > 1 + n else (None, [])
-        writing = verb in ("preupload", "commit")
+        writing = verb in ("preupload", "commit", "settings")
         if writing:
             with hub._lock:
                 repo = hub.repos.get(repo_id)
@@ -635,6 +640,15 @@ class _Handler(BaseHTTPRequestHandler):
             return self._preupload(repo, rest[0], body)
         if verb == "commit" and rest and method == "POST":
             return self._commit(repo, rest[0], body)
+        if verb == "settings" and method == "PUT":  # update_repo_settings: recorded, gated/private applied
+            settings = json.loads(body or b"{}")
+            with hub._lock:
+                hub.settings_calls.append((repo.repo_id, settings))
+                if "gated" in settings:
+                    repo.gated_mode = settings["gated"]
+                if "private" in settings:
+                    repo.private = bool(settings["private"])
+            return self._send_json({})
         raise HubHttpError(404, None, f"Not found: /api/{'/'.join(parts)}")
 
     def _whoami(self) -> None:

@@ -1,0 +1,29 @@
+"""`pifi push`: share a fine-tuned run (trainable part, config, metrics, tokenizer, model card) via the Hub."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import TokenOpt, say
+
+
+def push(
+    run_dir: Annotated[str, typer.Option("--run-dir", help="A finished run directory (one seed).")],
+    to: Annotated[str, typer.Option("--to", help="Hub model repo ORG/REPO (created if missing).")],
+    private: Annotated[bool, typer.Option("--private/--public", help="Visibility of a repo created by this push.")] = True,
+    with_layer: Annotated[bool, typer.Option("--with-layer", help="Also upload the frozen layer artifact(s) (default: by reference).")] = False,
+    token: TokenOpt = None,
+) -> None:
+    """Upload a trained run to a Hub model repo; `pifi predict --run-dir hf://ORG/REPO` uses it anywhere."""
+    from pifi_train.run_share import push_run
+
+    result = push_run(run_dir, to, private=private, token=token, with_layer=with_layer)
+    for path in result.paths:
+        say(f"pushed hf://{to}/{path}")
+    say(f"use it with: pifi predict --run-dir hf://{to} --text \"...\"")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(push)
