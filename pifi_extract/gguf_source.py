@@ -30,7 +30,7 @@ import numpy as np
 from .architectures import arch_for_config
 from .artifact import ArtifactInfo, read_artifact
 from .errors import CorruptFileError, OfflineError, SourceNotFoundError, UnsupportedModelError
-from .gguf_header import GgufHeader, NeedMoreBytes, parse_gguf_header, slim_header
+from .gguf_header import MAX_HEADER_BYTES, GgufHeader, NeedMoreBytes, parse_gguf_header, slim_header
 from .gguf_plan import GgufLayerPlan, GgufPlannedTensor, expected_tensors, gguf_names, plan_gguf_layer
 from .plan import num_layers_of, resolve_layer_index
 from .sources import Source
@@ -109,7 +109,7 @@ class GgufSource:
                     parsed = parse_gguf_header(buf, size, where)
                     break
                 except NeedMoreBytes as more:
-                    end = min(size, max(more.needed, 2 * len(buf)))
+                    end = min(size, max(more.needed, min(2 * len(buf), MAX_HEADER_BYTES)))
                     buf = b"".join((buf, self.read(self.file, len(buf), end)))  # a new object: views of buf may live on
             self._header = (parsed, buf[: parsed.data_start])
         return self._header
