@@ -178,8 +178,9 @@ class _Cursor:
         """Skip ``n`` strings (a vocabulary): one tight loop over their lengths, bounds checked as it goes."""
         self._walk(strings=n)
         self.need(8 * n)  # each string is at least its length field
-        buf, pos, limit, unpack = self.buf, self.pos, min(len(self.buf), MAX_HEADER_BYTES), _U64.unpack_from
-        for _ in range(n):
+        buf, start, limit, unpack = self.buf, self.pos, min(len(self.buf), MAX_HEADER_BYTES), _U64.unpack_from
+        pos = start
+        for done in range(n):
             if pos + 8 > limit:
                 break
             pos += 8 + unpack(buf, pos)[0]
@@ -188,7 +189,12 @@ class _Cursor:
             self.need(0)
             return
         self.pos = pos
-        self.need(8)  # past what is read (or allowed): NeedMoreBytes or an error; the loop restarts on retry
+        try:
+            self.need(8)  # past what is read (or allowed): NeedMoreBytes or an error; the loop restarts on retry
+        except NeedMoreBytes as more:
+            # Ask for the rest of the array at once, from the mean length so far: one more read, not log2(size).
+            guess = pos + ((pos - start) // done + 1) * (n - done) if done else more.needed
+            raise NeedMoreBytes(max(more.needed, min(guess, self.file_size, MAX_HEADER_BYTES))) from None
 
     def value(self, value_type: int, keep: bool, depth: int = 0) -> Any:
         """One metadata value; an array is walked and returned as its length (it can be huge)."""
