@@ -129,3 +129,31 @@ def test_layer_tensors_of_unreadable_types_are_refused(tmp_path, capsys, qtype):
     with pytest.raises(UnsupportedModelError, match=f"stored as {qtype.name}, which pifi cannot read.*Q4_K"):
         extract_layer(str(path), -1, tmp_path / "a.safetensors")
     _refused_in_one_line(capsys, path, tmp_path, "GGUF tensor types pifi reads: F32, F16, BF16")
+
+
+def test_gguf_sources_implement_read_into(tmp_path, hub_server, monkeypatch):
+    """GgufSource (over a mapped file or a Hub repo) and MappedFile deliver ranges piece by piece, as read() does."""
+    from pifi_extract import gguf_source, mapped_file
+    from pifi_extract.mapped_file import MappedFile
+
+    monkeypatch.setattr(mapped_file, "LOCAL_PIECE", 64 << 10)
+    path = write_tiny_gguf(build_tiny_model("llama", seed=4), tmp_path / "m.gguf")
+    hub_server.add_repo("org/m-gguf", tmp_path)
+    start, end = 5, path.stat().st_size - 7
+    assert end - start > 4 * (64 << 10)
+    for source, local in (
+        (MappedFile(path), True),
+        (gguf_source.open_gguf_source(str(path)), True),
+        (gguf_source.open_gguf_source("org/m-gguf", "m.gguf"), False),
+    ):
+        got = bytearray(end - start)
+        offsets = []
+
+        def sink(offset: int, piece: bytes) -> None:
+            offsets.append(offset)
+            got[offset : offset + len(piece)] = piece
+
+        source.read_into("m.gguf", start, end, sink)
+        assert bytes(got) == path.read_bytes()[start:end] == source.read("m.gguf", start, end)
+        assert offsets[0] == 0 and (len(offsets) > 4 or not local)
+    assert MappedFile(path).etag("m.gguf") == gguf_source.open_gguf_source(str(path)).etag("m.gguf")
