@@ -51,10 +51,13 @@ import json, sys, time
 import transformers.modeling_gguf_pytorch_utils  # imports paid before the clock starts
 from transformers import AutoConfig
 from pifi_extract.gguf_source import open_gguf_source
-from pifi_extract import gguf_source
-config_of = getattr(gguf_source, "gguf_config", None)
-if config_of is None:
-    from pifi_extract.gguf_config import gguf_config as config_of
+try:
+    from pifi_extract.gguf_config import gguf_config
+    def config_of(source):
+        header, prefix = source.header()
+        return gguf_config(header, prefix, source.size(source.file), source.name)
+except ImportError:  # a checkout from before the split (81d2e03)
+    from pifi_extract.gguf_source import gguf_config as config_of
 AutoConfig.for_model("llama")
 t0 = time.process_time()
 source = open_gguf_source(sys.argv[1])
