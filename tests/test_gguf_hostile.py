@@ -15,7 +15,7 @@ from tiny_gguf import write_tiny_gguf
 from tiny_models import build_tiny_model
 
 from pifi_extract import extract_layer
-from pifi_extract.errors import CorruptFileError, UnsupportedModelError
+from pifi_extract.errors import ConfigError, CorruptFileError, UnsupportedModelError
 from pifi_extract.gguf_header import MAX_HEADER_BYTES, parse_gguf_header
 
 V = gguf.GGUFValueType
@@ -62,6 +62,12 @@ def test_arrays_nested_5000_deep(tmp_path, capsys):
         parse_gguf_header(raw, len(raw), "deep.gguf")
     (tmp_path / "deep.gguf").write_bytes(raw)
     _refused_in_one_line(capsys, tmp_path / "deep.gguf", tmp_path, "nested deeper")
+    # A million nested arrays (12 MB): refused at the third level, at once (CPU time: a loaded box cannot fail it).
+    million = _gguf(_nested_arrays(1_000_000))
+    started = time.process_time()
+    with pytest.raises(CorruptFileError, match="nested deeper than 2 at byte 68"):
+        parse_gguf_header(million, len(million), "million.gguf")
+    assert time.process_time() - started < 0.5
     # An array of arrays (the spec allows it) still parses.
     ok = _gguf(_nested_arrays(2))
     assert parse_gguf_header(ok, len(ok), "ok.gguf").array_lengths == {"a.nested": 1}
@@ -157,3 +163,10 @@ def test_gguf_sources_implement_read_into(tmp_path, hub_server, monkeypatch):
         assert bytes(got) == path.read_bytes()[start:end] == source.read("m.gguf", start, end)
         assert offsets[0] == 0 and (len(offsets) > 4 or not local)
     assert MappedFile(path).etag("m.gguf") == gguf_source.open_gguf_source(str(path)).etag("m.gguf")
+
+
+def test_an_unknown_dtype_is_a_config_error(tmp_path):
+    path = write_tiny_gguf(build_tiny_model("llama", seed=5), tmp_path / "m.gguf")
+    with pytest.raises(ConfigError, match="unknown dtype choice 'fp8'.*keep, bf16, fp16, fp32"):
+        extract_layer(str(path), -1, tmp_path / "a.safetensors", dtype="fp8")
+    assert not (tmp_path / "a.safetensors").exists()
