@@ -40,6 +40,7 @@ MAX_ARRAY_DEPTH = 2  # an array of arrays at most
 MAX_WALKED_STRINGS = 1 << 22  # strings inside arrays, in the whole header (walked one by one)
 MAX_NESTED_ARRAYS = 1 << 16  # arrays inside arrays, in the whole header (real files: none)
 MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_ALIGNMENT = 1 << 16  # general.alignment: real files use 32 (a power of two)
 # Types stored as plain values (not blocks) that pifi can keep as they are.
 FLOAT_TYPES = {GGMLQuantizationType.F32: "F32", GGMLQuantizationType.F16: "F16", GGMLQuantizationType.BF16: "BF16"}
 
@@ -264,8 +265,8 @@ def parse_gguf_header(buf: bytes | memoryview, file_size: int, where: str) -> Gg
         ggml_type, offset = cur.unpack("<I"), cur.unpack("<Q")
         table.append((name, dims, ggml_type, offset))
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
-    if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
-        raise CorruptFileError(f"{where}: invalid general.alignment {alignment!r}")
+    if not isinstance(alignment, int) or not 0 < alignment <= MAX_ALIGNMENT or alignment & (alignment - 1):
+        raise CorruptFileError(f"{where}: invalid general.alignment {alignment!r}", "the file is damaged")
     data_start = -(-cur.pos // alignment) * alignment
     tensors = {name: _tensor(name, dims, t, data_start + off, file_size, where) for name, dims, t, off in table}
     if len(tensors) != len(table):

@@ -96,6 +96,16 @@ def test_counts_beyond_a_real_header_are_refused():
             parse_gguf_header(raw + b"\0" * 4096, 1 << 30, "x.gguf")
 
 
+def test_an_absurd_alignment_is_refused():
+    """A header without tensors but a 2**31 alignment would otherwise pad the config replica to 2 GB."""
+    align = _key("general.alignment", V.UINT32) + struct.pack("<I", 1 << 31)
+    raw = _gguf(align)
+    with pytest.raises(CorruptFileError, match="invalid general.alignment"):
+        parse_gguf_header(raw, len(raw), "x.gguf")
+    fits = _gguf(_key("general.alignment", V.UINT32) + struct.pack("<I", 64))
+    assert parse_gguf_header(fits, len(fits), "x.gguf").data_start == 64
+
+
 def _huge_string_file(path, claimed: int) -> None:
     """A sparse file of ``claimed + 16 MiB`` bytes whose first metadata value claims a ``claimed``-byte string."""
     raw = _gguf(_key("general.name", V.STRING) + struct.pack("<Q", claimed))
