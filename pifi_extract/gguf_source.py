@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .artifact import ArtifactInfo
 from .errors import SourceNotFoundError
 from .gguf_extract import ProgressCallback, plan_gguf_layers, write_gguf_artifact
 from .gguf_header import MAX_HEADER_BYTES, GgufHeader, NeedMoreBytes, parse_gguf_header
@@ -77,8 +78,8 @@ class GgufSource:
 
     def write_artifact(
         self, plan: GgufLayerPlan, path: str | Path, *, progress: ProgressCallback | None = None, workers: int = 8
-    ) -> Any:
-        """Read, dequantize and convert the plan's tensors into the artifact ``path`` (an ``ArtifactInfo``)."""
+    ) -> ArtifactInfo:
+        """Read, dequantize and convert the plan's tensors into the artifact ``path`` (atomically)."""
         return write_gguf_artifact(self, plan, path, progress=progress, workers=workers)
 
 
