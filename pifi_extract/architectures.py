@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping
 
 from .errors import UnsupportedModelError
@@ -30,25 +30,37 @@ from .errors import UnsupportedModelError
 SlidingRule = Literal["none", "config_window", "layer_types"]
 
 
+_LAYER_NORM = "torch.nn.LayerNorm"
+
+
 @dataclass(frozen=True)
 class ArchSpec:
-    """How to find, rebuild and run one decoder layer of an architecture."""
+    """How to find, rebuild and run one decoder layer of an architecture.
+
+    A row names only what is special about its architecture: the defaults are the common layout
+    (``model.layers.{i}.``, ``model.norm.``) and the classes of transformers' module for it, named
+    from ``stem``: ``<stem>DecoderLayer``, ``<stem>RotaryEmbedding`` and ``<stem>RMSNorm`` in
+    ``transformers.models.<module>.modeling_<module>`` (``module`` defaults to the model_type).
+    A class given without dots is looked up in that module; a dotted one is taken as it is.
+    """
 
     model_type: str
-    # Checkpoint name prefix of layer i, e.g. "model.layers.{i}.".
-    layer_prefix: str
+    # Class-name stem of the architecture in transformers ("Llama", "GPTNeoX", "StableLm").
+    stem: str
+    # transformers module (transformers.models.<module>.modeling_<module>); "" means the model_type.
+    module: str = ""
+    # Checkpoint name prefix of layer i.
+    layer_prefix: str = "model.layers.{i}."
     # Checkpoint name prefix of the final norm applied after the last layer.
-    final_norm_prefix: str
-    # Dotted path of the transformers decoder layer class.
-    layer_class: str
-    # Dotted path of the model-level rotary embedding class (None: no rotary).
-    rotary_class: str | None
+    final_norm_prefix: str = "model.norm."
+    # The transformers decoder layer class ("" means <stem>DecoderLayer); dotted once built.
+    layer_class: str = ""
+    # The model-level rotary embedding class ("" means <stem>RotaryEmbedding; None: no rotary).
+    rotary_class: str | None = ""
+    # The final norm class ("" means <stem>RMSNorm); built as cls(hidden_size, eps=config.<norm_eps_attr>).
+    final_norm_class: str = ""
     # Config attribute holding the number of layers.
     num_layers_attr: str = "num_hidden_layers"
-    # Extra, architecture-specific facts (free-form; nothing in pifi relies on it yet).
-    extras: Mapping[str, Any] = field(default_factory=dict)
-    # Dotted path of the final norm class; built as cls(hidden_size, eps=config.<norm_eps_attr>).
-    final_norm_class: str = ""
     # Config attribute holding the norm epsilon.
     norm_eps_attr: str = "rms_norm_eps"
     # The attention implementation the model picks by default on CPU/GPU without flash-attn
@@ -62,21 +74,34 @@ class ArchSpec:
     returns_tuple: bool = False
     # The model always materialises the causal mask (create_causal_mask(allow_is_causal_skip=False)).
     materialize_mask: bool = False
-    # Dotted path of the model's ALiBi builder. When set, the layer's forward takes a required
-    # ``alibi`` argument: None unless config.<alibi_attr> is true, in which case the model builds it
-    # from the padding mask and folds it into the attention mask (Falcon-RW).
+    # The model's ALiBi builder. When set, the layer's forward takes a required ``alibi`` argument:
+    # None unless config.<alibi_attr> is true, in which case the model builds it from the padding
+    # mask and folds it into the attention mask (Falcon-RW).
     alibi_builder: str | None = None
     alibi_attr: str = "alibi"
-    # Name of the layer's cache argument (pifi never passes a cache; informational).
-    cache_kwarg: str = "cache"
-    # Config flag that makes the model itself bidirectional (EmbeddingGemma), and the dotted path of
-    # the overlay the model then ORs into its sliding-window mask.
+    # Config flag that makes the model itself bidirectional (EmbeddingGemma), and the overlay the
+    # model then ORs into its sliding-window mask.
     bidirectional_flag_attr: str | None = None
     bidirectional_window_overlay: str | None = None
     # Layer-relative names (regex, full match) of stale tensors some checkpoints still hold but the
     # layer class no longer has (old buffers); skipped when extracting and loading, as transformers'
     # ``_keys_to_ignore_on_load_unexpected`` does.
     ignored_tensors: tuple[str, ...] = (r"(.*\.)?rotary_emb\.inv_freq",)
+
+    def __post_init__(self) -> None:
+        module = self.module or self.model_type
+        base = f"transformers.models.{module}.modeling_{module}."
+
+        def dotted(name: str | None) -> str | None:
+            return name if name is None or "." in name else base + name
+
+        object.__setattr__(self, "module", module)
+        object.__setattr__(self, "layer_class", dotted(self.layer_class or f"{self.stem}DecoderLayer"))
+        if self.rotary_class is not None:
+            object.__setattr__(self, "rotary_class", dotted(self.rotary_class or f"{self.stem}RotaryEmbedding"))
+        object.__setattr__(self, "final_norm_class", dotted(self.final_norm_class or f"{self.stem}RMSNorm"))
+        object.__setattr__(self, "alibi_builder", dotted(self.alibi_builder))
+        object.__setattr__(self, "bidirectional_window_overlay", dotted(self.bidirectional_window_overlay))
 
     def layer_tensor_prefix(self, index: int) -> str:
         """The checkpoint prefix of layer ``index`` (already resolved, non-negative)."""
@@ -87,131 +112,61 @@ class ArchSpec:
         return any(re.fullmatch(pattern, relative_name) for pattern in self.ignored_tensors)
 
 
-def _tf(module: str, name: str, file: str | None = None) -> str:
-    return f"transformers.models.{module}.modeling_{file or module}.{name}"
-
-
 def import_object(dotted: str) -> Any:
     """Import ``package.module.Name`` lazily (keeps ``import pifi_extract`` light)."""
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
 
-_LAYER_NORM = "torch.nn.LayerNorm"
-
 ARCHITECTURES: dict[str, ArchSpec] = {
     spec.model_type: spec
     for spec in [
-        ArchSpec(
-            "llama",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("llama", "LlamaDecoderLayer"),
-            _tf("llama", "LlamaRotaryEmbedding"),
-            final_norm_class=_tf("llama", "LlamaRMSNorm"),
-        ),
-        ArchSpec(
-            "mistral",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("mistral", "MistralDecoderLayer"),
-            _tf("mistral", "MistralRotaryEmbedding"),
-            final_norm_class=_tf("mistral", "MistralRMSNorm"),
-            sliding_rule="config_window",
-        ),
-        ArchSpec(
-            "qwen2",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("qwen2", "Qwen2DecoderLayer"),
-            _tf("qwen2", "Qwen2RotaryEmbedding"),
-            final_norm_class=_tf("qwen2", "Qwen2RMSNorm"),
-            sliding_rule="layer_types",
-        ),
-        ArchSpec(
-            "qwen3",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("qwen3", "Qwen3DecoderLayer"),
-            _tf("qwen3", "Qwen3RotaryEmbedding"),
-            final_norm_class=_tf("qwen3", "Qwen3RMSNorm"),
-            sliding_rule="layer_types",
-        ),
+        ArchSpec("llama", "Llama"),
+        ArchSpec("mistral", "Mistral", sliding_rule="config_window"),
+        ArchSpec("qwen2", "Qwen2", sliding_rule="layer_types"),
+        ArchSpec("qwen3", "Qwen3", sliding_rule="layer_types"),
         ArchSpec(
             "gemma2",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("gemma2", "Gemma2DecoderLayer"),
-            _tf("gemma2", "Gemma2RotaryEmbedding"),
-            final_norm_class=_tf("gemma2", "Gemma2RMSNorm"),
+            "Gemma2",
             attn_implementation="eager",  # _supports_sdpa = False: sdpa has no logit softcapping
             sliding_rule="layer_types",
         ),
         ArchSpec(
             "gemma3_text",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("gemma3", "Gemma3DecoderLayer"),
-            _tf("gemma3", "Gemma3RotaryEmbedding"),
-            final_norm_class=_tf("gemma3", "Gemma3RMSNorm"),
+            "Gemma3",
+            module="gemma3",
             sliding_rule="layer_types",
             rotary_takes_layer_type=True,
             bidirectional_flag_attr="use_bidirectional_attention",
-            bidirectional_window_overlay=_tf("gemma3", "_bidirectional_window_overlay"),
+            bidirectional_window_overlay="_bidirectional_window_overlay",
         ),
-        ArchSpec(
-            "phi3",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("phi3", "Phi3DecoderLayer"),
-            _tf("phi3", "Phi3RotaryEmbedding"),
-            final_norm_class=_tf("phi3", "Phi3RMSNorm"),
-            sliding_rule="config_window",
-        ),
-        ArchSpec(
-            "olmo2",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("olmo2", "Olmo2DecoderLayer"),
-            _tf("olmo2", "Olmo2RotaryEmbedding"),
-            final_norm_class=_tf("olmo2", "Olmo2RMSNorm"),
-        ),
+        ArchSpec("phi3", "Phi3", sliding_rule="config_window"),
+        ArchSpec("olmo2", "Olmo2"),
         ArchSpec(
             "gpt_neox",
-            "gpt_neox.layers.{i}.",
-            "gpt_neox.final_layer_norm.",
-            _tf("gpt_neox", "GPTNeoXLayer"),
-            _tf("gpt_neox", "GPTNeoXRotaryEmbedding"),
+            "GPTNeoX",
+            layer_prefix="gpt_neox.layers.{i}.",
+            final_norm_prefix="gpt_neox.final_layer_norm.",
+            layer_class="GPTNeoXLayer",
             final_norm_class=_LAYER_NORM,
             norm_eps_attr="layer_norm_eps",
-            cache_kwarg="layer_past",
             # Pythia-era checkpoints hold the old causal-mask buffers (GPTNeoXPreTrainedModel
             # ._keys_to_ignore_on_load_unexpected).
             ignored_tensors=(r"(.*\.)?rotary_emb\.inv_freq", r"attention\.bias", r"attention\.masked_bias"),
         ),
         ArchSpec(
             "falcon",
-            "transformer.h.{i}.",
-            "transformer.ln_f.",
-            _tf("falcon", "FalconDecoderLayer"),
+            "Falcon",
+            layer_prefix="transformer.h.{i}.",
+            final_norm_prefix="transformer.ln_f.",
             # Falcon with alibi=True (Falcon-RW) builds the rotary module but never uses it.
-            _tf("falcon", "FalconRotaryEmbedding"),
             final_norm_class=_LAYER_NORM,
             norm_eps_attr="layer_norm_epsilon",
             returns_tuple=True,
             materialize_mask=True,
-            alibi_builder=_tf("falcon", "build_alibi_tensor"),
-            cache_kwarg="layer_past",
+            alibi_builder="build_alibi_tensor",
         ),
-        ArchSpec(
-            "stablelm",
-            "model.layers.{i}.",
-            "model.norm.",
-            _tf("stablelm", "StableLmDecoderLayer"),
-            _tf("stablelm", "StableLmRotaryEmbedding"),
-            final_norm_class=_LAYER_NORM,
-            norm_eps_attr="layer_norm_eps",
-        ),
+        ArchSpec("stablelm", "StableLm", final_norm_class=_LAYER_NORM, norm_eps_attr="layer_norm_eps"),
     ]
 }
 

@@ -20,7 +20,8 @@ from . import __version__
 from .architectures import arch_for_config
 from .artifact import ArtifactInfo, read_artifact
 from .convert import convert_bytes
-from .errors import CorruptFileError, OfflineError, SourceNotFoundError
+from .errors import CorruptFileError, SourceNotFoundError
+from .hf_cache import cached_file
 from .plan import (
     INDEX_FILE,
     LayerPlan,
@@ -32,6 +33,7 @@ from .plan import (
     resolve_layer_index,
     select_tensors,
 )
+from .provenance import source_provenance
 from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, header_length, parse_header
 from .sources import LocalSource, Source, read_json
 
@@ -76,16 +78,10 @@ def open_source(
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Source:
     """The model's snapshot in the local Hugging Face cache, if one was downloaded before."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
-    if not isinstance(found, str):
-        raise OfflineError(
-            f"HF_HUB_OFFLINE=1 and {repo_id} is neither in the pifi cache nor in the Hugging Face cache",
-            "unset HF_HUB_OFFLINE to extract it, or pass a local model folder to --llm",
-        )
-    snapshot = Path(found).parent
-    source = LocalSource(snapshot, revision=revision, commit=snapshot.name, kind="hub")
+    found, commit = cached_file(
+        repo_id, "config.json", revision, hint="unset HF_HUB_OFFLINE to extract it, or pass a local model folder to --llm"
+    )
+    source = LocalSource(found.parent, revision=revision, commit=commit, kind="hub")
     source.name = repo_id  # provenance names the repo, as when read online
     return source
 
@@ -100,10 +96,9 @@ def read_safetensors_header(source: Source, file: str) -> SafetensorsHeader:
 
 def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", workers: int = 8) -> list[LayerPlan]:
     """Plan one artifact per requested layer; reads only config, index and the needed shards' headers."""
-    if source.kind == "gguf":
-        from .gguf_source import plan_gguf_layers
-
-        return plan_gguf_layers(source, layers, dtype=dtype)  # type: ignore[arg-type,return-value]
+    own_format = getattr(source, "plan_layers", None)  # a source that carries its own format (GGUF)
+    if own_format is not None:
+        return own_format(layers, dtype=dtype)  # type: ignore[no-any-return]
     files = source.files()
     if "config.json" not in files:
         raise SourceNotFoundError(f"{source.name} has no config.json", "point --llm at a transformers model")
@@ -130,17 +125,14 @@ def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", w
     plans = []
     for requested, index, selected in zip(layers, indices, selections):
         shard_files = sorted({file for _, file in selected.values()})
-        provenance = {
-            "source": source.name,
-            "source_kind": source.kind,
-            "revision": source.revision,
-            "commit": source.commit,
-            "files": {f: source.etag(f) for f in dict.fromkeys(["config.json", weights, *shard_files])},
-            "layer_requested": requested,
-            "num_layers": num_layers,
-            "model_type": arch.model_type,
-            "license": source.license or config.get("license"),
-        }
+        provenance = source_provenance(
+            source,
+            ["config.json", weights, *shard_files],
+            layer_requested=requested,
+            num_layers=num_layers,
+            model_type=arch.model_type,
+            license=config.get("license"),
+        )
         plans.append(
             plan_layer(
                 selected,
@@ -165,10 +157,9 @@ def write_artifact(
     chunk_bytes: int = 8 << 20,
 ) -> ArtifactInfo:
     """Stream the plan's tensors into ``path`` (atomically), in parallel, with flat memory."""
-    if source.kind == "gguf":
-        from .gguf_source import write_gguf_artifact
-
-        return write_gguf_artifact(source, plan, path, progress=progress, workers=workers)  # type: ignore[arg-type]
+    own_format = getattr(source, "write_artifact", None)  # a source that carries its own format (GGUF)
+    if own_format is not None:
+        return own_format(plan, path, progress=progress, workers=workers)  # type: ignore[no-any-return]
     from .writer import AtomicArtifactWriter
 
     total = plan.source_bytes

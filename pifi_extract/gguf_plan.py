@@ -18,8 +18,8 @@ from typing import Any, Mapping
 
 from .architectures import ArchSpec, import_object
 from .artifact import FINAL_NORM_PREFIX, artifact_metadata
-from .errors import CorruptFileError, UnsupportedModelError
-from .gguf_header import FLOAT_TYPES, GgufHeader
+from .errors import ConfigError, CorruptFileError, UnsupportedModelError
+from .gguf_header import FLOAT_TYPES, GgufHeader, readable_type_names
 from .plan import DTYPE_CHOICES, PlanSizes, one_or_list
 from .safetensors_header import DTYPE_SIZES, build_header
 
@@ -113,7 +113,7 @@ def plan_gguf_layer(
     """Lay out the artifact: ``names`` maps artifact names to GGUF tensor names, ``shapes`` gives their shapes."""
     target = DTYPE_CHOICES.get(dtype, "?")
     if target == "?":
-        raise ValueError(f"unknown dtype choice {dtype!r}")
+        raise ConfigError(f"unknown dtype choice {dtype!r}", f"choose one of {', '.join(DTYPE_CHOICES)}")
     found = []
     for name in sorted(names):
         info = header.tensors.get(names[name])
@@ -126,6 +126,11 @@ def plan_gguf_layer(
             raise CorruptFileError(
                 f"{where}: {info.name} has shape {list(info.shape)} but {name} needs {list(shapes[name])}",
                 "the GGUF metadata and its tensors disagree",
+            )
+        if info.type_name not in readable_type_names():
+            raise UnsupportedModelError(
+                f"{where}: {info.name} is stored as {info.type_name}, which pifi cannot read",
+                f"GGUF tensor types pifi reads: {', '.join(readable_type_names())}; use another quantization of the model",
             )
         kept = FLOAT_TYPES.get(info.ggml_type, DEQUANTIZED_DTYPE)  # type: ignore[call-overload]  (an IntEnum key)
         out_dtype = target or kept

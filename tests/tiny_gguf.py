@@ -18,6 +18,12 @@ import torch
 # transformers model_type -> GGUF general.architecture (llama.cpp's names)
 GGUF_ARCH = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
 PERMUTES_QK = {"llama"}  # llama.cpp's LlamaModel.permute
+# Storage types written from a numpy dtype (the writer infers the ggml type from it).
+_PLAIN_TYPES = {
+    gguf.GGMLQuantizationType.F16: np.float16,
+    gguf.GGMLQuantizationType.F64: np.float64,
+    gguf.GGMLQuantizationType.I32: np.int32,
+}
 
 
 def llama_cpp_permute(weights: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
@@ -38,6 +44,7 @@ def write_tiny_gguf(
     quantize: Mapping[str, gguf.GGMLQuantizationType] | None = None,
     vocab_as_tokens: bool = False,
     extra_tokens: int = 0,
+    vocab_tokens: int | None = None,
     name: str = "tiny",
 ) -> Path:
     """Write ``model`` (an AutoModelForCausalLM) as GGUF.
@@ -45,6 +52,8 @@ def write_tiny_gguf(
     ``quantize`` maps a GGUF leaf name (``attn_q``, ``ffn_down``, ...) to a storage type; others are F32.
     ``vocab_as_tokens`` states the vocabulary as a token list (as real files do) instead of ``{arch}.vocab_size``;
     ``extra_tokens`` pads the header with that many more long token strings (a header bigger than one read).
+    ``vocab_tokens`` states a vocabulary of that many tokens, with scores and token types, as a SentencePiece
+    file does (Gemma 3: 262144); the embeddings keep the model's own size (pifi never reads them).
     """
     cfg = model.config
     arch = GGUF_ARCH[cfg.model_type]
@@ -62,7 +71,12 @@ def write_tiny_gguf(
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     writer.add_rope_dimension_count(head_dim)
     writer.add_license("apache-2.0")
-    if vocab_as_tokens:
+    if vocab_tokens is not None:
+        writer.add_tokenizer_model("llama")
+        writer.add_token_list([f"<tok_{i}>" for i in range(vocab_tokens)])
+        writer.add_token_scores([0.0] * vocab_tokens)
+        writer.add_token_types([1] * vocab_tokens)
+    elif vocab_as_tokens:
         writer.add_tokenizer_model("gpt2")
         writer.add_token_list([f"tok{i}" for i in range(cfg.vocab_size)])
         if extra_tokens:
@@ -87,8 +101,11 @@ def write_tiny_gguf(
         qtype = quantize.get(leaf, gguf.GGMLQuantizationType.F32) if values.ndim == 2 else gguf.GGMLQuantizationType.F32
         if qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(gguf_name, values)
-        elif qtype == gguf.GGMLQuantizationType.F16:
-            writer.add_tensor(gguf_name, values.astype(np.float16))
+        elif qtype in _PLAIN_TYPES:
+            writer.add_tensor(gguf_name, values.astype(_PLAIN_TYPES[qtype]))
+        elif qtype not in gguf.quants._type_traits:  # a type gguf cannot quantize (Q8_1): zero blocks of its size
+            raw = np.zeros(gguf.quants.quant_shape_to_byte_shape(values.shape, qtype), dtype=np.uint8)
+            writer.add_tensor(gguf_name, raw, raw_dtype=qtype)
         else:
             writer.add_tensor(gguf_name, gguf.quants.quantize(values, qtype), raw_dtype=qtype)
     writer.write_header_to_file()
