@@ -77,6 +77,10 @@ class ArchSpec:
     # layer class no longer has (old buffers); skipped when extracting and loading, as transformers'
     # ``_keys_to_ignore_on_load_unexpected`` does.
     ignored_tensors: tuple[str, ...] = (r"(.*\.)?rotary_emb\.inv_freq",)
+    # Checkpoint name of the token embedding matrix (vocab, hidden), and what the model multiplies the
+    # looked-up rows by: None, or "sqrt_hidden" (Gemma: sqrt(hidden_size), rounded to the weights' dtype).
+    embedding_name: str = "model.embed_tokens.weight"
+    embedding_scale: Literal["sqrt_hidden"] | None = None
 
     def layer_tensor_prefix(self, index: int) -> str:
         """The checkpoint prefix of layer ``index`` (already resolved, non-negative)."""
@@ -146,6 +150,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             final_norm_class=_tf("gemma2", "Gemma2RMSNorm"),
             attn_implementation="eager",  # _supports_sdpa = False: sdpa has no logit softcapping
             sliding_rule="layer_types",
+            embedding_scale="sqrt_hidden",
         ),
         ArchSpec(
             "gemma3_text",
@@ -156,6 +161,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             final_norm_class=_tf("gemma3", "Gemma3RMSNorm"),
             sliding_rule="layer_types",
             rotary_takes_layer_type=True,
+            embedding_scale="sqrt_hidden",
             bidirectional_flag_attr="use_bidirectional_attention",
             bidirectional_window_overlay=_tf("gemma3", "_bidirectional_window_overlay"),
         ),
@@ -185,6 +191,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             final_norm_class=_LAYER_NORM,
             norm_eps_attr="layer_norm_eps",
             cache_kwarg="layer_past",
+            embedding_name="gpt_neox.embed_in.weight",
             # Pythia-era checkpoints hold the old causal-mask buffers (GPTNeoXPreTrainedModel
             # ._keys_to_ignore_on_load_unexpected).
             ignored_tensors=(r"(.*\.)?rotary_emb\.inv_freq", r"attention\.bias", r"attention\.masked_bias"),
@@ -202,6 +209,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             materialize_mask=True,
             alibi_builder=_tf("falcon", "build_alibi_tensor"),
             cache_kwarg="layer_past",
+            embedding_name="transformer.word_embeddings.weight",
         ),
         ArchSpec(
             "stablelm",
