@@ -173,3 +173,34 @@ def test_too_few_samples_per_class_is_one_line(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", synthetic_rows(6, seed=0))
     with pytest.raises(ConfigError, match="fewer than the 5 probe folds"):
         run_select(SelectConfig(llm=str(tmp_path), train_file=str(data), samples=6))
+
+
+@pytest.mark.usefixtures("train_env")
+def test_sweep_trains_every_layer_once_and_reports_spearman(tmp_path, assets, capsys):  # noqa: F811
+    from layer_cache import LayerCache
+    from pifi_extract.extract import plan_layers
+
+    folder = tiny_llm(tmp_path / "llm", "llama")
+    selection = tmp_path / "sel.json"
+    selection.write_text(json.dumps({"layers": [{"layer": i, "post_norm": False, "probe": p, "ilm": 0.0}
+                                                for i, p in enumerate([0.5, 0.6, 0.7, 0.8])]}))
+    args = ["sweep", "--llm", str(folder), "--layers", "0:4", "--output-dir", str(tmp_path / "sweep"),
+            "--slm", str(assets["bert"]), "--train-file", str(assets["train"]), "--validation-file",
+            str(assets["validation"]), "--test-file", str(assets["test"]), "--selection", str(selection),
+            "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--max-length", "16", "--dropout", "0"]
+    cli.app(args, standalone_mode=False)
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert saved["layers"] == [0, 1, 2, 3] and set(saved["accuracy"]) == {"base", "0", "1", "2", "3"}
+    assert saved["split"] == "test" and all(0 <= a <= 1 for v in saved["accuracy"].values() for a in v)
+    plans = plan_layers(open_source(str(folder)), [0, 1, 2, 3])
+    assert saved["extracted_bytes"] == sum(p.source_bytes for p in plans)  # one extraction per layer
+    assert len(LayerCache().entries()) == 4
+    means = [saved["mean"][str(i)] for i in range(4)]
+    assert saved["spearman"]["ilm"] is None  # a constant score has no rank correlation
+    expected = spearman([0.5, 0.6, 0.7, 0.8], means)
+    assert saved["spearman"]["probe"] == (None if expected != expected else pytest.approx(expected))
+    assert max(means) > 0.6  # the layers were trained, not left at chance
+    assert "spearman(probe, accuracy)" in out and "base" in out and "pifi sweep" in out
+    for i in range(4):
+        assert (tmp_path / "sweep" / f"layer-{i}" / "metrics.json").is_file()

@@ -39,7 +39,8 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"layers": self.layers, "split": self.split, "accuracy": self.accuracy,
-                "mean": {k: self.mean(k) for k in self.accuracy}, "spearman": self.spearman,
+                "mean": {k: self.mean(k) for k in self.accuracy},
+                "spearman": {k: None if v != v else v for k, v in self.spearman.items()},  # NaN (a constant side): null
                 "extracted_bytes": self.extracted_bytes}
 
 
