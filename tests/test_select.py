@@ -204,3 +204,28 @@ def test_sweep_trains_every_layer_once_and_reports_spearman(tmp_path, assets, ca
     assert "spearman(probe, accuracy)" in out and "base" in out and "pifi sweep" in out
     for i in range(4):
         assert (tmp_path / "sweep" / f"layer-{i}" / "metrics.json").is_file()
+
+
+def test_probe_ranks_first_the_layer_that_carries_a_planted_label(tmp_path):
+    """A tiny model whose layer 1 alone writes the label direction: its MLP output is scaled up 50x along
+    the direction that the label reads, and the other layers are made identities; the probe ranks layer 1
+    (and the identity layers after it, which pass it on unchanged) far above layer 0."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tiny_llm(tmp_path / "llm", "llama", max_shard_size="10MB")
+    weights = load_file(folder / "model.safetensors")
+    for i in (0, 2, 3):  # identity layers: nothing added to the residual stream
+        weights[f"model.layers.{i}.self_attn.o_proj.weight"].zero_()
+        weights[f"model.layers.{i}.mlp.down_proj.weight"].zero_()
+    weights["model.layers.1.mlp.down_proj.weight"] *= 50.0
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    source = open_source(str(folder))
+    tok = load_tokenizer(source)
+    texts = [r["text"] for r in synthetic_rows(160, seed=5)]
+    states = {s.name: s.X for s in stream_pooled_states(source, texts, tok, batch_size=32).states}
+    w = np.random.default_rng(0).normal(size=states["1"].shape[1])
+    projection = (states["1"] - states["0"]) @ w  # what layer 1 alone adds, read along w
+    y = (projection > np.median(projection)).astype(int)
+    scores = {name: probe_score(X, y, folds=4) for name, X in states.items()}
+    assert scores["1"] > scores["0"] + 0.1, scores
+    assert max(scores, key=scores.get) in {"1", "2", "3"} and scores["1"] == scores["2"] == scores["3"]
