@@ -79,8 +79,8 @@ def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
     from rich.table import Table
 
     names = [n for n in ("ilm", "probe") if n in result.rows[0]]
-    table = Table(title=f"pifi select: {result.num_samples} samples, ranked by {result.to_dict()['rank_by']}",
-                  title_justify="left")
+    say(f"pifi select: {result.num_samples} samples, ranked by {result.to_dict()['rank_by']}")
+    table = Table()
     for col in ("layer", *names, "rank"):
         table.add_column(col, justify="right")
     for row in result.rows:

@@ -157,6 +157,8 @@ def train_command(result: SelectionResult) -> str:
     """The ``pifi train`` line that plugs the best layer (after ``pifi extract`` or ``--extract-top``)."""
     c, best = result.config, result.best
     data = f"--task {c.task}" if c.task else f"--train-file {c.train_file or c.validation_file}"
+    if c.train_file and c.validation_file:
+        data += f" --validation-file {c.validation_file}"
     if not c.task:
         data += f" --text-column {c.text_column} --label-column {c.label_column}"
         if c.text_pair_column:
