@@ -229,3 +229,45 @@ def test_probe_ranks_first_the_layer_that_carries_a_planted_label(tmp_path):
     scores = {name: probe_score(X, y, folds=4) for name, X in states.items()}
     assert scores["1"] > scores["0"] + 0.1, scores
     assert max(scores, key=scores.get) in {"1", "2", "3"} and scores["1"] == scores["2"] == scores["3"]
+
+
+def test_gguf_streamed_states_equal_transformers_gguf_model(tmp_path):
+    """A Q8_0 embedding (rows dequantized block by block) and Q8_0 attention, read from a GGUF file."""
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    from tiny_gguf import write_tiny_gguf
+    from tiny_models import build_tiny_model
+
+    Q = gguf.GGMLQuantizationType
+    path = write_tiny_gguf(build_tiny_model("llama"), tmp_path / "tiny.gguf",
+                           quantize={"token_embd": Q.Q8_0, "attn_q": Q.Q8_0})
+    tok = tokenizer_for(tmp_path / "tok")
+    source = open_source(str(path))
+    streamed = stream_pooled_states(source, TEXTS, tok, batch_size=6)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32).eval()
+    for i in range(0, len(TEXTS), 6):
+        enc = tok(TEXTS[i : i + 6], padding=True, return_tensors="pt")
+        with torch.no_grad():
+            hs = model(**enc, output_hidden_states=True).hidden_states[1:]
+        for st in streamed.states[:3]:  # layers 0-2 (the last one's raw output is checked above)
+            np.testing.assert_allclose(st.X[i : i + 6], pool(hs[st.layer], enc["attention_mask"], "mean").numpy(),
+                                       atol=1e-5, rtol=0)
+        np.testing.assert_allclose(streamed.states[-1].X[i : i + 6], pool(hs[3], enc["attention_mask"], "mean").numpy(),
+                                   atol=1e-5, rtol=0)
+
+
+def test_one_line_errors(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    folder = make_tiny_model("llama", tmp_path / "notok")  # no tokenizer files
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_rows(40, seed=0))
+    base = [sys.executable, "-c", "import cli; cli.main()", "select", "--llm", str(folder), "--train-file", str(data),
+            "--samples", "40", "-o", str(tmp_path / "s.json")]
+    for extra, message in [([], "has no tokenizer files"), (["--tokenizer", str(tmp_path / "tok"), "--layers", "0,7"],
+                                                          "layer 7 is out of range")]:
+        if extra and extra[0] == "--tokenizer":
+            tokenizer_for(tmp_path / "tok").save_pretrained(tmp_path / "tok")
+        done = subprocess.run(base + extra, capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
