@@ -97,6 +97,7 @@ def sweep(
     output_dir: Annotated[str, typer.Option("--output-dir", help="Sweep folder: base/, layer-<i>/ and sweep.json.")],
     layers: LayersOpt = None,
     selection: Annotated[Optional[str], typer.Option("--selection", help="A selection.json from pifi select: report Spearman between its scores and the accuracies.")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of accuracy per layer (needs pifi[plot]).")] = None,
     gguf_file: GgufOpt = None,
     task: TaskOpt = T("task"),
     train_file: TrainFileOpt = T("train_file"),
@@ -127,9 +128,9 @@ def sweep(
     """Train PiFi once per layer and seed (and the base SLM): accuracy per layer, Spearman against pifi select."""
     from transformers.utils import logging as hf_logging
 
-    from pifi_train.select.sweep import run_sweep
+    from pifi_train.select.sweep import plot_sweep, run_sweep
 
-    options = dict(locals())
+    options = {k: v for k, v in locals().items() if k != "plot"}
     hf_logging.disable_progress_bar()
     train = dataclass_from_options(TrainConfig, options)
     with StepProgress(quiet, "pifi sweep") as progress:
@@ -148,6 +149,8 @@ def sweep(
     out_console.print(table)
     for name, rho in result.spearman.items():
         say(f"spearman({name}, accuracy) = {rho:.3f} over {len(result.layers)} layers")
+    if plot:
+        say(f"plot: {plot_sweep(result, plot)}")
     say(f"sweep: {result.output_dir / 'sweep.json'}")
 
 

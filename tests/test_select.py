@@ -161,6 +161,10 @@ def test_cli_select_table_json_and_train_command(tmp_path):
     saved = json.loads(out.read_text())
     assert [r["name"] for r in saved["layers"]] == ["1", "3", "3+norm"] and "ilm" not in saved["layers"][0]
     assert saved["extracted"] == [f"{folder}:{saved['best']['layer']}"]
+    from layer_cache import artifact_path
+    from pifi_extract.artifact import read_artifact
+
+    assert read_artifact(artifact_path(saved["extracted"][0])).layer_index == saved["best"]["layer"]  # --layer-artifact
     # the layers read on the way are cached: a second run reads them from the cache
     run("select", "--llm", str(folder), "--train-file", str(data), "--samples", "40", "--folds", "4",
         "--layers", "1,-1", "-o", str(out))
@@ -187,7 +191,8 @@ def test_sweep_trains_every_layer_once_and_reports_spearman(tmp_path, assets, ca
     args = ["sweep", "--llm", str(folder), "--layers", "0:4", "--output-dir", str(tmp_path / "sweep"),
             "--slm", str(assets["bert"]), "--train-file", str(assets["train"]), "--validation-file",
             str(assets["validation"]), "--test-file", str(assets["test"]), "--selection", str(selection),
-            "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--max-length", "16", "--dropout", "0"]
+            "--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--max-length", "16", "--dropout", "0",
+            "--plot", str(tmp_path / "curve.png")]
     cli.app(args, standalone_mode=False)
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
@@ -204,6 +209,7 @@ def test_sweep_trains_every_layer_once_and_reports_spearman(tmp_path, assets, ca
     assert "spearman(probe, accuracy)" in out and "base" in out and "pifi sweep" in out
     for i in range(4):
         assert (tmp_path / "sweep" / f"layer-{i}" / "metrics.json").is_file()
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_probe_ranks_first_the_layer_that_carries_a_planted_label(tmp_path):

@@ -107,6 +107,27 @@ def run_sweep(
     return result
 
 
+def plot_sweep(result: SweepResult, path: str | Path) -> Path:
+    """Accuracy per layer (mean over seeds) with the base SLM as a line (the paper's Figure 2); needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ConfigError("plotting needs matplotlib", "pip install 'pifi[plot]', or drop --plot") from err
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(result.layers, [100 * result.mean(str(i)) for i in result.layers], marker="o", label="+ PiFi (layer)")
+    ax.axhline(100 * result.mean("base"), color="grey", linestyle="--", label="base SLM")
+    ax.set_xlabel("LLM layer")
+    ax.set_ylabel(f"{result.split} accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def _selection_scores(path: str) -> dict[str, dict[int, float]]:
     """score name -> {layer: score} of a selection.json (raw layers; the post-norm row is not a plug-in)."""
     try:
