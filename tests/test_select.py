@@ -17,7 +17,7 @@ from pifi_train.select.selection import run_select
 from pifi_train.select.stream import pool, stream_pooled_states
 from pifi_train.select.tokenizer import load_tokenizer
 from tiny_models import make_tiny_model, weight_map
-from train_fixtures import FAST_OPTIONS, assets, synthetic_rows, tokenizer_for, train_env, write_jsonl  # noqa: F401
+from train_fixtures import assets, synthetic_rows, tokenizer_for, train_env, write_jsonl  # noqa: F401
 
 TEXTS = [r["text"] for r in synthetic_rows(12, seed=3)]
 
@@ -277,3 +277,14 @@ def test_one_line_errors(tmp_path, capsys):
             tokenizer_for(tmp_path / "tok").save_pretrained(tmp_path / "tok")
         done = subprocess.run(base + extra, capture_output=True, text=True)
         assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_missing_scikit_learn_names_the_extra(monkeypatch):
+    import sys
+
+    from pifi_train.select.scoring import MissingExtraError, sklearn
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(MissingExtraError) as err:
+        sklearn()
+    assert "pip install 'pifi[select]'" in err.value.one_line()

@@ -56,8 +56,6 @@ def rank_key(score: str) -> str:
 
 def load_samples(config: SelectConfig) -> tuple[list[str], np.ndarray, list[str]]:
     """Up to ``samples`` seeded random examples of the validation data; pairs joined as "a [SEP] b" (the fork)."""
-    from pathlib import Path as _P
-
     from ..data import load_local_task
     from ..tasks import load_builtin_task
 
@@ -66,7 +64,7 @@ def load_samples(config: SelectConfig) -> tuple[list[str], np.ndarray, list[str]
         examples = data.validation
     else:
         main = config.validation_file or config.train_file
-        data = load_local_task(_P(config.train_file or main), _P(main), None, config.text_column,
+        data = load_local_task(Path(config.train_file or main), Path(main), None, config.text_column,
                                config.text_pair_column, config.label_column, seed=config.seed)
         examples = data.validation  # the whole file (label ids from the training file)
     n = len(examples)
