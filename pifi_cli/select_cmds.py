@@ -17,7 +17,7 @@ T = lambda name: field_default(TrainConfig, name)  # noqa: E731
 
 LlmOpt = Annotated[str, typer.Option("--llm", help="Hub repo id, a local folder (config.json + *.safetensors + tokenizer files) or a .gguf file.")]
 GgufOpt = Annotated[Optional[str], typer.Option("--gguf-file", help="Read this .gguf file of the --llm repo or folder.")]
-TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Built-in task (its validation split; needs pifi[datasets]).")]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Built-in task (its validation split; needs the datasets extra).")]
 TrainFileOpt = Annotated[Optional[str], typer.Option("--train-file", help="Local data: .csv, .tsv or .jsonl.")]
 ValidationFileOpt = Annotated[Optional[str], typer.Option("--validation-file", help="Local validation data (select: scored instead of --train-file).")]
 TextOpt = Annotated[str, typer.Option("--text-column", help="Column with the text.")]
@@ -48,7 +48,7 @@ def select(
     device: DeviceOpt = S("device"),
     cache_layers: Annotated[bool, typer.Option("--cache-layers", help="Store every layer read in the pifi cache.")] = S("cache_layers"),
     extract_top: Annotated[int, typer.Option("--extract-top", help="Store the best K layers in the pifi cache.")] = S("extract_top"),
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of the scores per layer (needs pifi[plot]).")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of the scores per layer (needs the plot extra: matplotlib).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Where to write selection.json.")] = S("output"),
     revision: RevisionOpt = S("revision"),
     token: TokenOpt = None,
@@ -97,7 +97,7 @@ def sweep(
     output_dir: Annotated[str, typer.Option("--output-dir", help="Sweep folder: base/, layer-<i>/ and sweep.json.")],
     layers: LayersOpt = None,
     selection: Annotated[Optional[str], typer.Option("--selection", help="A selection.json from pifi select: report Spearman between its scores and the accuracies.")] = None,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of accuracy per layer (needs pifi[plot]).")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of accuracy per layer (needs the plot extra: matplotlib).")] = None,
     gguf_file: GgufOpt = None,
     task: TaskOpt = T("task"),
     train_file: TrainFileOpt = T("train_file"),
