@@ -81,11 +81,10 @@ def get_or_extract_layers(
     """
     cache = LayerCache(cache_dir)
     dtype_tag(dtype)  # validate the choice early
-    if is_local_reference(llm):
-        source_id, kind = str((Path(llm).expanduser() / (gguf_file or "")).resolve()), "local"
+    source_id, kind = source_key(llm, gguf_file)
+    if kind == "local":
         commit: str | None = local_fingerprint(source_id) if Path(source_id).exists() else None
     else:
-        source_id, kind = (f"{llm}/{gguf_file}" if gguf_file else llm), "hub"
         commit = _known_commit(cache, source_id, revision)
     found = _lookup(cache, source_id, kind, commit, layers, dtype) if commit else {}
     if len(found) == len(set(layers)):
@@ -105,6 +104,40 @@ def get_or_extract_layers(
             key = CacheKey(source_id, kind, commit, plan.layer_index, _tag_of_plan(plan, dtype))
             found[requested] = _insert(cache, key, source, plan, revision, progress, on_wait)
     return [found[layer] for layer in layers]
+
+
+def source_key(llm: str, gguf_file: str | None = None) -> tuple[str, str]:
+    """(source id, kind) under which the cache files the layers of ``llm``."""
+    if is_local_reference(llm):
+        return str((Path(llm).expanduser() / (gguf_file or "")).resolve()), "local"
+    return (f"{llm}/{gguf_file}" if gguf_file else llm), "hub"
+
+
+class OpenSourceCache:
+    """The cache entries of one already opened source: look a planned layer up, or extract it into the cache."""
+
+    def __init__(self, llm: str, source: object, *, gguf_file: str | None = None, revision: str | None = None,
+                 dtype: str = "keep", cache_dir: str | Path | None = None) -> None:
+        self.cache = LayerCache(cache_dir)
+        self.source, self.revision, self.dtype = source, revision, dtype
+        self.source_id, self.kind = source_key(llm, gguf_file)
+        commit = local_fingerprint(self.source_id) if self.kind == "local" else getattr(source, "commit", None)
+        self.commit: str | None = commit
+
+    def find(self, layer: int) -> CachedArtifact | None:
+        """The cached artifact of layer ``layer`` (resolved index), or None."""
+        if self.commit is None:
+            return None
+        return _lookup(self.cache, self.source_id, self.kind, self.commit, [layer], self.dtype).get(layer)
+
+    def insert(self, plan: LayerPlan, progress: ProgressCallback | None = None) -> CachedArtifact:
+        """Extract ``plan`` into the cache (once, under the key's lock)."""
+        assert self.commit is not None
+        self.cache.check_writable()
+        if self.kind == "hub" and getattr(self.source, "host", getattr(self.source, "kind", "")) == "hub":
+            self.cache.write_ref(self.source_id, self.kind, self.revision or "main", self.commit)
+        key = CacheKey(self.source_id, self.kind, self.commit, plan.layer_index, _tag_of_plan(plan, self.dtype))
+        return _insert(self.cache, key, self.source, plan, self.revision, progress, None)
 
 
 def _known_commit(cache: LayerCache, repo_id: str, revision: str | None) -> str | None:

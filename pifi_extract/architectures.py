@@ -87,6 +87,10 @@ class ArchSpec:
     # layer class no longer has (old buffers); skipped when extracting and loading, as transformers'
     # ``_keys_to_ignore_on_load_unexpected`` does.
     ignored_tensors: tuple[str, ...] = (r"(.*\.)?rotary_emb\.inv_freq",)
+    # Checkpoint name of the token embedding matrix (vocab, hidden), and what the model multiplies the
+    # looked-up rows by: None, or "sqrt_hidden" (Gemma: sqrt(hidden_size), rounded to the weights' dtype).
+    embedding_name: str = "model.embed_tokens.weight"
+    embedding_scale: Literal["sqrt_hidden"] | None = None
 
     def __post_init__(self) -> None:
         module = self.module or self.model_type
@@ -130,6 +134,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             "Gemma2",
             attn_implementation="eager",  # _supports_sdpa = False: sdpa has no logit softcapping
             sliding_rule="layer_types",
+            embedding_scale="sqrt_hidden",
         ),
         ArchSpec(
             "gemma3_text",
@@ -137,6 +142,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             module="gemma3",
             sliding_rule="layer_types",
             rotary_takes_layer_type=True,
+            embedding_scale="sqrt_hidden",
             bidirectional_flag_attr="use_bidirectional_attention",
             bidirectional_window_overlay="_bidirectional_window_overlay",
         ),
@@ -150,6 +156,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             layer_class="GPTNeoXLayer",
             final_norm_class=_LAYER_NORM,
             norm_eps_attr="layer_norm_eps",
+            embedding_name="gpt_neox.embed_in.weight",
             # Pythia-era checkpoints hold the old causal-mask buffers (GPTNeoXPreTrainedModel
             # ._keys_to_ignore_on_load_unexpected).
             ignored_tensors=(r"(.*\.)?rotary_emb\.inv_freq", r"attention\.bias", r"attention\.masked_bias"),
@@ -165,6 +172,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
             returns_tuple=True,
             materialize_mask=True,
             alibi_builder="build_alibi_tensor",
+            embedding_name="transformer.word_embeddings.weight",
         ),
         ArchSpec("stablelm", "StableLm", final_norm_class=_LAYER_NORM, norm_eps_attr="layer_norm_eps"),
     ]

@@ -1,0 +1,159 @@
+"""`pifi select` (rank every layer of an LLM, streamed one layer at a time) and `pifi sweep` (train per layer)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from pifi_train.config import TrainConfig
+from pifi_train.select.config import SelectConfig
+
+from .common import (CacheDirOpt, DeviceOpt, QuietOpt, RevisionOpt, StepProgress, TokenOpt, dataclass_from_options,
+                     err_console, field_default, out_console, say)
+
+S = lambda name: field_default(SelectConfig, name)  # noqa: E731
+T = lambda name: field_default(TrainConfig, name)  # noqa: E731
+
+LlmOpt = Annotated[str, typer.Option("--llm", help="Hub repo id, a local folder (config.json + *.safetensors + tokenizer files) or a .gguf file.")]
+GgufOpt = Annotated[Optional[str], typer.Option("--gguf-file", help="Read this .gguf file of the --llm repo or folder.")]
+TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Built-in task (its validation split; needs the datasets extra).")]
+TrainFileOpt = Annotated[Optional[str], typer.Option("--train-file", help="Local data: .csv, .tsv or .jsonl.")]
+ValidationFileOpt = Annotated[Optional[str], typer.Option("--validation-file", help="Local validation data (select: scored instead of --train-file).")]
+TextOpt = Annotated[str, typer.Option("--text-column", help="Column with the text.")]
+PairOpt = Annotated[Optional[str], typer.Option("--text-pair-column", help="Column with the second text of a pair.")]
+LabelOpt = Annotated[str, typer.Option("--label-column", help="Column with the label.")]
+LayersOpt = Annotated[Optional[str], typer.Option("--layers", help="A range 0:32 or a list 0,8,16,-1 (default: every layer).")]
+
+
+def select(
+    llm: LlmOpt,
+    gguf_file: GgufOpt = S("gguf_file"),
+    task: TaskOpt = S("task"),
+    train_file: TrainFileOpt = S("train_file"),
+    validation_file: ValidationFileOpt = S("validation_file"),
+    text_column: TextOpt = S("text_column"),
+    text_pair_column: PairOpt = S("text_pair_column"),
+    label_column: LabelOpt = S("label_column"),
+    samples: Annotated[int, typer.Option("--samples", help="Seeded random samples of the validation data.")] = S("samples"),
+    score: Annotated[str, typer.Option("--score", help="ilm (the PIFI-ILM fork's, 555ad63), probe (held-out k-fold logistic accuracy) or both (ranked by probe).")] = S("score"),
+    pooling: Annotated[str, typer.Option("--pooling", help="mean (over real tokens) or last (last real token).")] = S("pooling"),
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per sample.")] = S("max_length"),
+    layers: LayersOpt = S("layers"),
+    folds: Annotated[int, typer.Option("--folds", help="Stratified folds of the probe score.")] = S("folds"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample draw and the folds.")] = S("seed"),
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Samples per forward pass.")] = S("batch_size"),
+    padding_side: Annotated[Optional[str], typer.Option("--padding-side", help="left or right (default: the tokenizer's).")] = S("padding_side"),
+    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer repo or folder (default: the LLM's own files).")] = S("tokenizer"),
+    device: DeviceOpt = S("device"),
+    cache_layers: Annotated[bool, typer.Option("--cache-layers", help="Store every layer read in the pifi cache.")] = S("cache_layers"),
+    extract_top: Annotated[int, typer.Option("--extract-top", help="Store the best K layers in the pifi cache.")] = S("extract_top"),
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of the scores per layer (needs the plot extra: matplotlib).")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write selection.json.")] = S("output"),
+    revision: RevisionOpt = S("revision"),
+    token: TokenOpt = None,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rank every layer of an LLM for a task without loading the model: one layer in memory at a time."""
+    from transformers.utils import logging as hf_logging
+
+    from pifi_train.select.selection import plot_scores, run_select, train_command
+
+    options = dict(locals())
+    hf_logging.disable_progress_bar()
+    config = dataclass_from_options(SelectConfig, options, cache_dir=str(cache_dir) if cache_dir else None)
+    with StepProgress(quiet, "pifi select") as progress:
+        result = run_select(config, progress, token=token)
+    _print_selection(result)
+    if plot:
+        say(f"plot: {plot_scores(result, plot)}")
+    say(f"selection: {config.output}")
+    for key in result.extracted:
+        say(f"cached: {key}")
+    say(("" if result.extracted else f"pifi extract --llm {config.llm} --layer {result.best['layer']}"
+         + (f" --gguf-file {config.gguf_file}" if config.gguf_file else "") + "\n") + train_command(result))
+
+
+def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    names = [n for n in ("ilm", "probe") if n in result.rows[0]]
+    say(f"pifi select: {result.num_samples} samples, ranked by {result.to_dict()['rank_by']}")
+    table = Table()
+    for col in ("layer", *names, "rank"):
+        table.add_column(col, justify="right")
+    for row in result.rows:
+        style = "bold green" if row["rank"] == 1 else None
+        table.add_row(row["name"], *[f"{row[n]:.4f}" for n in names], str(row["rank"]), style=style)
+    out_console.print(table)
+    err_console.print(f"read {result.bytes_read / 1e6:.1f} MB ({result.embedding_rows} embedding rows"
+                      f"{', cached layers ' + ','.join(map(str, result.cached_layers)) if result.cached_layers else ''})",
+                      highlight=False)
+
+
+def sweep(
+    llm: LlmOpt,
+    output_dir: Annotated[str, typer.Option("--output-dir", help="Sweep folder: base/, layer-<i>/ and sweep.json.")],
+    layers: LayersOpt = None,
+    selection: Annotated[Optional[str], typer.Option("--selection", help="A selection.json from pifi select: report Spearman between its scores and the accuracies.")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of accuracy per layer (needs the plot extra: matplotlib).")] = None,
+    gguf_file: GgufOpt = None,
+    task: TaskOpt = T("task"),
+    train_file: TrainFileOpt = T("train_file"),
+    validation_file: ValidationFileOpt = T("validation_file"),
+    test_file: Annotated[Optional[str], typer.Option("--test-file", help="Local test data.")] = T("test_file"),
+    text_column: TextOpt = T("text_column"),
+    text_pair_column: PairOpt = T("text_pair_column"),
+    label_column: LabelOpt = T("label_column"),
+    max_train_samples: Annotated[Optional[int], typer.Option("--max-train-samples")] = T("max_train_samples"),
+    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples")] = T("max_eval_samples"),
+    slm: Annotated[str, typer.Option("--slm", help="Small LM: Hub id or local folder.")] = T("slm"),
+    plug: Annotated[str, typer.Option("--plug", help="cls or sequence (see pifi train).")] = T("plug"),
+    epochs: Annotated[int, typer.Option("--epochs")] = T("epochs"),
+    batch_size: Annotated[int, typer.Option("--batch-size")] = T("batch_size"),
+    lr: Annotated[float, typer.Option("--lr")] = T("lr"),
+    max_length: Annotated[int, typer.Option("--max-length")] = T("max_length"),
+    dropout: Annotated[float, typer.Option("--dropout")] = T("dropout"),
+    seed: Annotated[int, typer.Option("--seed")] = T("seed"),
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per layer (and for the base SLM).")] = T("seeds"),
+    precision: Annotated[str, typer.Option("--precision")] = T("precision"),
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing run folders.")] = T("overwrite"),
+    device: DeviceOpt = T("device"),
+    revision: RevisionOpt = None,
+    token: TokenOpt = None,
+    cache_dir: CacheDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train PiFi once per layer and seed (and the base SLM): accuracy per layer, Spearman against pifi select."""
+    from transformers.utils import logging as hf_logging
+
+    from pifi_train.select.sweep import plot_sweep, run_sweep
+
+    options = {k: v for k, v in locals().items() if k != "plot"}
+    hf_logging.disable_progress_bar()
+    train = dataclass_from_options(TrainConfig, options)
+    with StepProgress(quiet, "pifi sweep") as progress:
+        result = run_sweep(llm, train, layers=layers, gguf_file=gguf_file, revision=revision, token=token,
+                           cache_dir=str(cache_dir) if cache_dir else None, selection=selection, progress=progress)
+    from rich.table import Table
+
+    table = Table(title=f"pifi sweep: {result.split} accuracy (%), mean of {seeds} seed(s)", title_justify="left")
+    for col in ("layer", "accuracy", "vs base"):
+        table.add_column(col, justify="right")
+    base = result.mean("base")
+    table.add_row("base", f"{100 * base:.2f}", "")
+    for i in result.layers:
+        acc = result.mean(str(i))
+        table.add_row(str(i), f"{100 * acc:.2f}", f"{100 * (acc - base):+.2f}")
+    out_console.print(table)
+    for name, rho in result.spearman.items():
+        say(f"spearman({name}, accuracy) = {rho:.3f} over {len(result.layers)} layers")
+    if plot:
+        say(f"plot: {plot_sweep(result, plot)}")
+    say(f"sweep: {result.output_dir / 'sweep.json'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(select)
+    app.command()(sweep)
