@@ -72,6 +72,13 @@ class GgufSource:
             self._header = (parsed, buf[: parsed.data_start])
         return self._header
 
+    def config(self) -> dict[str, Any]:
+        """The model's config.json as transformers derives it from the header's metadata."""
+        from .gguf_config import gguf_config
+
+        header, prefix = self.header()
+        return gguf_config(header, prefix, self.size(self.file), self.name)
+
     def plan_layers(self, layers: Sequence[int], *, dtype: str = "keep") -> list[GgufLayerPlan]:
         """One plan per requested layer; reads only the header."""
         return plan_gguf_layers(self, layers, dtype=dtype)

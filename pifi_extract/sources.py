@@ -113,3 +113,9 @@ class LocalSource:
     ) -> None:
         for begin in range(start, end, LOCAL_PIECE):
             sink(begin - start, self.read(path, begin, min(begin + LOCAL_PIECE, end), progress=progress))
+
+
+def is_gguf(source: object) -> bool:
+    """Whether ``source`` is a GGUF file: a format object carrying ``header()`` and ``config()`` (duck-typed,
+    so asking needs no gguf package)."""
+    return callable(getattr(source, "header", None)) and callable(getattr(source, "config", None))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from pifi_extract.architectures import ArchSpec
+from pifi_extract.sources import is_gguf
 from pifi_extract.errors import CorruptFileError, UnsupportedModelError
 
 GGUF_EMBEDDING = "token_embd.weight"
@@ -36,7 +37,7 @@ def read_embedding_rows(
 ) -> torch.Tensor:  # (len(ids), H) float32, rows in sorted-id order
     """The (scaled) embedding rows of the distinct sorted ``ids``, read by range requests."""
     runs = row_runs(ids)
-    if source.kind == "gguf":
+    if is_gguf(source):
         rows = _gguf_rows(source, runs, progress)
     else:
         rows = _safetensors_rows(source, arch, runs, progress)

@@ -21,6 +21,7 @@ import torch
 from pifi_extract.architectures import arch_for_config
 from pifi_extract.errors import ConfigError
 from pifi_extract.extract import plan_layers, write_artifact
+from pifi_extract.sources import is_gguf
 from pifi_extract.plan import num_layers_of
 
 from .embedding_rows import read_embedding_rows
@@ -57,10 +58,8 @@ class StreamResult:
 
 def source_config(source: Any) -> dict[str, Any]:
     """The model's config.json (a GGUF file: as transformers reads it from the metadata)."""
-    if source.kind == "gguf":
-        from pifi_extract.gguf_source import gguf_config
-
-        return gguf_config(source)
+    if is_gguf(source):
+        return source.config()
     from pifi_extract.sources import read_json
 
     return read_json(source, "config.json")

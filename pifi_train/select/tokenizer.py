@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pifi_extract.sources import is_gguf
 from pifi_extract.errors import ConfigError, SourceNotFoundError
 
 TOKENIZER_FILES = (
@@ -29,7 +30,7 @@ def load_tokenizer(source: Any, tokenizer: str | None = None) -> Any:
 
     if tokenizer is not None:
         tok = AutoTokenizer.from_pretrained(tokenizer)
-    elif source.kind == "gguf":
+    elif is_gguf(source):
         _, prefix = source.header()
         with tempfile.TemporaryDirectory(prefix="pifi-tok-") as tmp:
             replica = Path(tmp) / "tokenizer-replica.gguf"
