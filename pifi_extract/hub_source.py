@@ -30,11 +30,17 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from .errors import AccessDeniedError, NetworkError, OfflineError, SourceNotFoundError
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+MAX_BACKOFF = 8.0  # seconds: the doubling stops here
 
 
 def default_backoff() -> float:
-    """Base seconds between retries (``PIFI_HTTP_BACKOFF``; doubled each try)."""
+    """Base seconds between retries (``PIFI_HTTP_BACKOFF``; doubled each try, capped at ``MAX_BACKOFF``)."""
     return float(os.environ.get("PIFI_HTTP_BACKOFF", "0.5"))
+
+
+def retry_delay(base: float, failures: int) -> float:
+    """Seconds to wait before retry number ``failures`` (1, 2, ...): doubling from ``base``, capped."""
+    return min(MAX_BACKOFF, base * 2 ** (failures - 1))
 
 
 @contextlib.contextmanager
@@ -86,7 +92,7 @@ class HubSource:
         revision: str | None = None,
         *,
         token: str | bool | None = None,
-        max_retries: int = 5,
+        max_retries: int = 4,
         backoff: float | None = None,
     ) -> None:
         self.name = repo_id
@@ -154,22 +160,25 @@ class HubSource:
     ) -> None:
         """Stream bytes ``[start, end)`` to ``sink(offset - start, piece)`` as they arrive (memory: one piece).
 
-        A dropped body resumes from the first byte not yet delivered, up to ``max_retries`` times.
+        A dropped body resumes from the first byte not yet delivered. As huggingface_hub's ``http_get``, an
+        attempt that moved bytes resets the count: only ``max_retries + 1`` failures in a row *without progress*
+        give up, so a flaky link that keeps cutting bodies still finishes.
         """
         pos, failures = start, 0
         while pos < end:
             try:
                 pos = self._read_once(path, sink, start, pos, end, progress)
             except _Retryable as err:
+                moved = err.pos is not None and err.pos > pos
                 pos = err.pos if err.pos is not None else pos
-                failures += 1
+                failures = 1 if moved else failures + 1
                 if failures > self.max_retries:
                     raise NetworkError(
-                        f"reading {self.name}/{path} failed {failures} times ({err})",
+                        f"reading {self.name}/{path} failed {failures} times in a row without progress ({err})",
                         "the network keeps dropping; try again later (completed work is not kept)",
                     ) from None
                 if self.backoff:
-                    time.sleep(self.backoff * 2 ** (failures - 1))
+                    time.sleep(retry_delay(self.backoff, failures))
 
     def _read_once(
         self,

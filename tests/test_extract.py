@@ -132,9 +132,47 @@ def test_network_failing_past_the_retry_budget_leaves_nothing(tmp_path, hub):
     out = tmp_path / "out"
     out.mkdir()
     hub.drop_every(1, after_bytes=0)
-    with pytest.raises(NetworkError, match="failed 6 times"):
+    with pytest.raises(NetworkError, match="failed 5 times in a row without progress"):
         extract_layer(REPO, -1, out / "f.safetensors")
     assert _leftovers(out) == []
+
+
+def _biggest_shard(folder: Path) -> Path:
+    return max(folder.glob("*.safetensors"), key=lambda p: p.stat().st_size)
+
+
+def test_a_piece_cut_ten_times_in_a_row_completes_when_each_cut_moved_bytes(hub, llama_dir):
+    from pifi_extract.hub_source import HubSource
+
+    shard = _biggest_shard(llama_dir)
+    source = HubSource(REPO)
+    hub.reset_counters()
+    hub.drop_every(1, after_bytes=1000, times=10)  # every attempt delivers 1000 bytes, then the body is cut
+    data = source.read(shard.name, 0, shard.stat().st_size)
+    assert bytes(data) == shard.read_bytes()
+    gets = hub.requests("GET", shard.name)
+    assert len(gets) == 11 and gets[-1].range == f"bytes=10000-{shard.stat().st_size - 1}"
+
+
+def test_five_cuts_without_progress_fail_with_one_line(hub, llama_dir):
+    shard = _biggest_shard(llama_dir)
+    from pifi_extract.hub_source import HubSource
+
+    source = HubSource(REPO)
+    hub.reset_counters()
+    hub.drop_every(1, after_bytes=0, times=5)  # five cuts before any byte: the budget is spent
+    with pytest.raises(NetworkError) as caught:
+        source.read(shard.name, 0, shard.stat().st_size)
+    assert len(hub.requests("GET", shard.name)) == 5
+    line = caught.value.one_line()
+    assert "\n" not in line and "failed 5 times in a row without progress" in line
+
+
+def test_backoff_doubles_and_is_capped():
+    from pifi_extract.hub_source import MAX_BACKOFF, retry_delay
+
+    assert [retry_delay(0.5, k) for k in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert retry_delay(0.5, 30) == MAX_BACKOFF
 
 
 def test_a_file_changing_mid_read_is_an_error_not_a_mix(tmp_path, hub, llama_dir):
