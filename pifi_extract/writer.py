@@ -14,7 +14,7 @@ import secrets
 from pathlib import Path
 from types import TracebackType
 
-from .artifact import DATA_HASH_PLACEHOLDER, data_sha256
+from .artifact import DATA_HASH_PLACEHOLDER, HEADER_HASH_PLACEHOLDER, data_sha256, header_sha256
 from .errors import StorageError
 
 TMP_MARKER = ".pifi-tmp-"
@@ -31,6 +31,21 @@ def _storage_error(err: OSError, where: Path) -> StorageError:
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return StorageError(f"cannot write to {where.parent}", "choose a writable folder with --output or PIFI_CACHE")
     return StorageError(f"cannot write {where}: {err.strerror or err}")
+
+
+def finish_header(header: bytes, data_digest: str) -> bytes:
+    """``header`` (8-byte length prefix + JSON) with its data digest and, if it has a slot, its header digest."""
+    placeholder = DATA_HASH_PLACEHOLDER.encode()
+    if header.count(placeholder) != 1:
+        raise RuntimeError("artifact header must hold exactly one data-hash placeholder")
+    header = header.replace(placeholder, data_digest.encode())
+    slot = HEADER_HASH_PLACEHOLDER.encode()
+    if header.count(slot) == 1:
+        from .safetensors_header import PREFIX_BYTES, parse_header
+
+        parsed = parse_header(header[PREFIX_BYTES:], None, "new artifact header")
+        header = header.replace(slot, header_sha256(parsed).encode())
+    return header
 
 
 class AtomicArtifactWriter:
@@ -67,13 +82,14 @@ class AtomicArtifactWriter:
             raise _storage_error(err, self.target) from None
 
     def commit(self, header: bytes, data_start: int) -> str:
-        """Hash the data, patch the hash into ``header`` at offset 0, fsync and rename. Returns the digest."""
+        """Hash the data, patch the hash into ``header`` at offset 0, fsync and rename. Returns the data digest.
+
+        When ``header`` holds the header-digest placeholder too (format 2), the header's own digest
+        (:func:`~.artifact.header_sha256`, over the header with the data digest in place) is patched in last.
+        """
         assert self._fd is not None
         digest = data_sha256(self.tmp, data_start)
-        placeholder = DATA_HASH_PLACEHOLDER.encode()
-        if header.count(placeholder) != 1:
-            raise RuntimeError("artifact header must hold exactly one data-hash placeholder")
-        self.pwrite(0, header.replace(placeholder, digest.encode()))
+        self.pwrite(0, finish_header(header, digest))
         try:
             os.fsync(self._fd)
             os.close(self._fd)
