@@ -175,7 +175,8 @@ def write_artifact(
     tick = (lambda n: progress(n, total)) if progress is not None else None
     jobs = copy_jobs(plan, chunk_bytes)
 
-    with AtomicArtifactWriter(path, plan.artifact_bytes) as out:
+    # the data is hashed and written back while it arrives: commit() needs no final pass
+    with AtomicArtifactWriter(path, plan.artifact_bytes, data_start=len(plan.header)) as out:
         out.pwrite(0, plan.header)
 
         def run(job: Any) -> None:

@@ -16,6 +16,7 @@ from types import TracebackType
 
 from .artifact import DATA_HASH_PLACEHOLDER, HEADER_HASH_PLACEHOLDER, data_sha256, header_sha256
 from .errors import StorageError
+from .prefix_hash import PrefixHasher
 
 TMP_MARKER = ".pifi-tmp-"
 
@@ -51,11 +52,15 @@ def finish_header(header: bytes, data_digest: str) -> bytes:
 class AtomicArtifactWriter:
     """Context manager for one artifact of a known size; call :meth:`commit` to publish it."""
 
-    def __init__(self, target: str | os.PathLike[str], size: int) -> None:
+    def __init__(self, target: str | os.PathLike[str], size: int, *, data_start: int | None = None) -> None:
+        """``data_start`` (optional): where the data section begins; then it is hashed while it is written
+        (:class:`~.prefix_hash.PrefixHasher`) and written back early, and :meth:`commit` needs no final pass."""
         self.target = Path(target)
         self.size = size
         self.tmp = temp_name_for(self.target)
         self._fd: int | None = None
+        self._data_start = data_start
+        self._hasher: PrefixHasher | None = None
 
     def __enter__(self) -> "AtomicArtifactWriter":
         try:
@@ -65,6 +70,8 @@ class AtomicArtifactWriter:
                 os.posix_fallocate(self._fd, 0, self.size)  # fail early when the disk is too small
             else:  # pragma: no cover - macOS
                 os.ftruncate(self._fd, self.size)
+            if self._data_start is not None:
+                self._hasher = PrefixHasher(self._fd, self._data_start, self.size)
         except OSError as err:
             self._discard()
             raise _storage_error(err, self.target) from None
@@ -73,11 +80,14 @@ class AtomicArtifactWriter:
     def pwrite(self, offset: int, data: bytes) -> None:
         """Write ``data`` at ``offset`` (thread-safe: positional writes)."""
         assert self._fd is not None
-        view = memoryview(data)
+        view = start_view = memoryview(data)
+        start = offset
         try:
             while view:
                 n = os.pwrite(self._fd, view, offset)
                 view, offset = view[n:], offset + n
+            if self._hasher is not None:
+                self._hasher.wrote(start, start_view)
         except OSError as err:
             raise _storage_error(err, self.target) from None
 
@@ -88,7 +98,11 @@ class AtomicArtifactWriter:
         (:func:`~.artifact.header_sha256`, over the header with the data digest in place) is patched in last.
         """
         assert self._fd is not None
-        digest = data_sha256(self.tmp, data_start)
+        digest = None
+        if self._hasher is not None and self._hasher.start == data_start:
+            digest = self._hasher.hexdigest()
+        if digest is None:  # no hasher, or it saw gaps or overlaps: one full pass
+            digest = data_sha256(self.tmp, data_start)
         self.pwrite(0, finish_header(header, digest))
         try:
             os.fsync(self._fd)

@@ -337,3 +337,15 @@ def test_lfs_redirects_to_storage_as_on_the_real_hub(tmp_path, hub, llama_state)
     _assert_layer_equals_model(result.path, llama_state, 3)
     assert any(r.status == 302 for r in hub.requests("GET", "/resolve/"))
     assert all(r.status == 206 for r in hub.requests("GET", "/cdn/") if r.body_bytes)
+
+
+def test_the_data_is_hashed_while_it_arrives_no_final_pass(tmp_path, hub, monkeypatch):
+    import pifi_extract.writer as writer
+
+    def no_full_pass(*args, **kwargs):
+        raise AssertionError("the writer re-read the whole data section")
+
+    monkeypatch.setattr(writer, "data_sha256", no_full_pass)
+    hub.drop_every(3, after_bytes=50)  # resumed pieces land out of order
+    result = extract_layer(REPO, -1, tmp_path / "e.safetensors")
+    assert verify_artifact(result.path).data_sha256 == result.info.data_sha256
