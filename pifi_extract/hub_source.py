@@ -30,6 +30,7 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from .errors import AccessDeniedError, NetworkError, OfflineError, SourceNotFoundError
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+STALE_REDIRECT_STATUSES = {401, 403, 404, 410}
 MAX_BACKOFF = 8.0  # seconds: the doubling stops here
 
 
@@ -114,6 +115,7 @@ class HubSource:
             s.rfilename: (s.size, s.lfs.sha256 if s.lfs else s.blob_id) for s in siblings if s.size is not None
         }
         self._etags_seen: dict[str, str] = {}
+        self._redirects: dict[str, str] = {}  # path -> the storage URL the Hub redirected its range reads to
         self._lock = threading.Lock()
 
     # -- metadata -------------------------------------------------------------------------------
@@ -189,13 +191,22 @@ class HubSource:
         end: int,
         progress: Callable[[int], None] | None,
     ) -> int:
-        headers = build_hf_headers(token=self.token)
+        target = self._redirects.get(path)  # a file's storage URL once a redirect named it: one request, not two
+        headers = build_hf_headers(token=self.token) if target is None else {}
         headers["Range"] = f"bytes={pos}-{end - 1}"
         headers["Accept-Encoding"] = "identity"
         try:
-            with get_session().stream("GET", self._url(path), headers=headers) as resp:
+            with get_session().stream("GET", target or self._url(path), headers=headers) as resp:
+                if target is not None and resp.status_code in STALE_REDIRECT_STATUSES:
+                    resp.read()  # a signed storage URL expired: ask the Hub again
+                    with self._lock:
+                        self._redirects.pop(path, None)
+                    raise _Retryable(f"storage URL answered HTTP {resp.status_code}")
                 if resp.status_code in RETRY_STATUSES:
                     raise _Retryable(f"HTTP {resp.status_code}")
+                if target is None and resp.history and resp.status_code == 206:
+                    with self._lock:
+                        self._redirects.setdefault(path, str(resp.url))
                 if resp.status_code != 206:
                     resp.read()
                     with hub_errors(self.name, self.revision, path):

@@ -337,6 +337,22 @@ def test_lfs_redirects_to_storage_as_on_the_real_hub(tmp_path, hub, llama_state)
     _assert_layer_equals_model(result.path, llama_state, 3)
     assert any(r.status == 302 for r in hub.requests("GET", "/resolve/"))
     assert all(r.status == 206 for r in hub.requests("GET", "/cdn/") if r.body_bytes)
+    # the storage URL is reused: one redirect per shard file, every later range goes straight to storage
+    resolved = [r for r in hub.requests("GET", "/resolve/") if ".safetensors" in r.path and "index" not in r.path]
+    assert len(resolved) == len({r.path for r in resolved}) and len(hub.requests("GET", "/cdn/")) > len(resolved)
+
+
+def test_an_expired_storage_url_is_asked_for_again(hub, llama_dir):
+    from pifi_extract.hub_source import HubSource
+
+    hub.redirect_lfs = True
+    shard = max(llama_dir.glob("*.safetensors"), key=lambda p: p.stat().st_size)
+    source = HubSource(REPO)
+    assert bytes(source.read(shard.name, 0, 100)) == shard.read_bytes()[:100]
+    hub.reset_counters()
+    hub.fail_next(1, 403, path_contains="/cdn/")  # signed storage URLs expire
+    assert bytes(source.read(shard.name, 100, 5000)) == shard.read_bytes()[100:5000]
+    assert [r.status for r in hub.requests("GET")] == [403, 302, 206]
 
 
 def test_the_data_is_hashed_while_it_arrives_no_final_pass(tmp_path, hub, monkeypatch):
