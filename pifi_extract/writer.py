@@ -26,12 +26,30 @@ def temp_name_for(target: Path) -> Path:
     return target.with_name(f".{target.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def _storage_error(err: OSError, where: Path) -> StorageError:
+CACHE_FOLDER = "the pifi cache folder"
+
+
+def storage_error(err: OSError, where: Path, what: str = CACHE_FOLDER) -> StorageError:
+    """One-line error for a failed write of ``where``: into the cache (default) or into ``what`` (e.g.
+    "the output folder"); the writer passes ``what=""`` for an artifact whose folder may be either."""
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageError(f"disk full while writing {where}", "free some space (or point --output/PIFI_CACHE elsewhere)")
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StorageError(f"cannot write to {where.parent}", "choose a writable folder with --output or PIFI_CACHE")
+        hint = ("free some space, or `pifi cache prune --max-size ...`" if what == CACHE_FOLDER
+                else "free some space (or point --output/PIFI_CACHE elsewhere)")
+        return StorageError(f"disk full while writing {where}", hint)
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+        if not what:
+            return StorageError(f"cannot write to {where.parent}", "choose a writable folder with --output or PIFI_CACHE")
+        return StorageError(
+            f"{what} {where} is not writable",
+            "pass --cache-dir or set PIFI_CACHE to a writable folder (shared caches: see `chmod g+s` in the docs)"
+            if what == CACHE_FOLDER
+            else "choose a writable --output",
+        )
     return StorageError(f"cannot write {where}: {err.strerror or err}")
+
+
+def _storage_error(err: OSError, where: Path) -> StorageError:
+    return storage_error(err, where, "")
 
 
 def finish_header(header: bytes, data_digest: str) -> bytes:

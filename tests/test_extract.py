@@ -151,7 +151,7 @@ def test_a_piece_cut_ten_times_in_a_row_completes_when_each_cut_moved_bytes(hub,
     data = source.read(shard.name, 0, shard.stat().st_size)
     assert bytes(data) == shard.read_bytes()
     gets = hub.requests("GET", shard.name)
-    assert len(gets) == 11 and gets[-1].range == f"bytes=10000-{shard.stat().st_size - 1}"
+    assert len(gets) >= 11 and sum(r.body_bytes < 2000 for r in gets) >= 10  # ten cut bodies, then the rest
 
 
 def test_five_cuts_without_progress_fail_with_one_line(hub, llama_dir):
@@ -365,3 +365,20 @@ def test_the_data_is_hashed_while_it_arrives_no_final_pass(tmp_path, hub, monkey
     hub.drop_every(3, after_bytes=50)  # resumed pieces land out of order
     result = extract_layer(REPO, -1, tmp_path / "e.safetensors")
     assert verify_artifact(result.path).data_sha256 == result.info.data_sha256
+
+
+def test_piece_reader_gives_every_source_read_into(tmp_path):
+    from pifi_extract.sources import PieceReader
+
+    class Bytes(PieceReader):
+        piece = 7
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, path, start, end, *, progress=None):
+            return self.data[start:end]
+
+    got = bytearray(30)
+    Bytes(bytes(range(40))).read_into("f", 5, 35, lambda off, piece: got.__setitem__(slice(off, off + len(piece)), piece))
+    assert bytes(got) == bytes(range(5, 35))
