@@ -382,3 +382,26 @@ def test_piece_reader_gives_every_source_read_into(tmp_path):
     got = bytearray(30)
     Bytes(bytes(range(40))).read_into("f", 5, 35, lambda off, piece: got.__setitem__(slice(off, off + len(piece)), piece))
     assert bytes(got) == bytes(range(5, 35))
+
+
+def test_a_shard_header_is_one_read_unless_longer_than_the_guess(tmp_path):
+    from pifi_extract.extract import HEADER_GUESS, read_safetensors_header
+    from pifi_extract.sources import LocalSource
+
+    reads = []
+
+    class Counting(LocalSource):
+        def read(self, path, start, end, *, progress=None):
+            reads.append((path, start, end))
+            return super().read(path, start, end, progress=progress)
+
+    tensor = {"w": torch.zeros(64, 64)}
+    save_file(tensor, tmp_path / "short.safetensors")
+    save_file(tensor, tmp_path / "long.safetensors", metadata={"blob": "x" * (HEADER_GUESS + 100)})
+    source = Counting(tmp_path)
+    assert read_safetensors_header(source, "short.safetensors").tensors["w"].shape == (64, 64)
+    assert len(reads) == 1
+    reads.clear()
+    header = read_safetensors_header(source, "long.safetensors")
+    assert header.tensors["w"].shape == (64, 64) and len(header.metadata["blob"]) == HEADER_GUESS + 100
+    assert len(reads) == 2 and reads[1][1] == reads[0][2]  # the rest, starting where the guess ended
