@@ -15,9 +15,9 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
-import httpx2
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+import httpx2
 from huggingface_hub import constants, get_hf_file_metadata, get_session, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -211,7 +211,9 @@ class HubSource:
         progress: Callable[[int], None] | None,
     ) -> int:
         target = self._redirects.get(path)  # a file's storage URL once a redirect named it: one request, not two
-        headers = build_hf_headers(token=self.token) if target is None else {}
+        # the token goes only to the Hub itself, as httpx drops it on a redirect to another origin
+        same_origin = target is None or urlsplit(target)[:2] == urlsplit(constants.ENDPOINT)[:2]
+        headers = build_hf_headers(token=self.token) if same_origin else {}
         headers["Range"] = f"bytes={pos}-{end - 1}"
         headers["Accept-Encoding"] = "identity"
         try:
