@@ -19,7 +19,6 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-from pifi_extract.errors import StorageError
 from pifi_extract.writer import TMP_MARKER, storage_error, temp_name_for
 
 _umask_lock = threading.Lock()
