@@ -19,8 +19,7 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-from pifi_extract.errors import StorageError
-from pifi_extract.writer import TMP_MARKER, temp_name_for
+from pifi_extract.writer import TMP_MARKER, storage_error, temp_name_for
 
 _umask_lock = threading.Lock()
 
@@ -42,20 +41,6 @@ def current_umask() -> int:
 
 def file_mode() -> int:
     return 0o666 & ~current_umask()
-
-
-def storage_error(err: OSError, where: Path, what: str = "the pifi cache folder") -> StorageError:
-    """One-line error for a failed write into the cache (or into ``what``)."""
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StorageError(f"disk full while writing {where}", "free some space, or `pifi cache prune --max-size ...`")
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
-        return StorageError(
-            f"{what} {where} is not writable",
-            "pass --cache-dir or set PIFI_CACHE to a writable folder (shared caches: see `chmod g+s` in the docs)"
-            if what == "the pifi cache folder"
-            else "choose a writable --output",
-        )
-    return StorageError(f"cannot write {where}: {err.strerror or err}")
 
 
 def ensure_dir(path: Path) -> Path:

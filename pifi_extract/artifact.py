@@ -3,8 +3,12 @@
 Tensors are named relative to the layer (``self_attn.q_proj.weight``, exactly
 the decoder layer's ``state_dict()`` keys); the model's final norm sits under
 ``final_norm.``. ``__metadata__`` holds the format version, the pifi version,
-the model's complete ``config.json`` (JSON), the provenance (JSON) and the
-sha256 of the data section (every byte after the header).
+the model's complete ``config.json`` (JSON), the provenance (JSON), the
+sha256 of the data section (every byte after the header) and, from format 2 on,
+the sha256 of the header itself (:func:`header_sha256`: the canonical tensor
+index and every metadata entry but that digest), so renaming a tensor or editing
+``pifi.config`` is caught as surely as a flipped data byte. Format 1 artifacts
+(no header digest) are still read; only their data is checked.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ArtifactError, SourceNotFoundError
-from .safetensors_header import PREFIX_BYTES, header_length, parse_header
+from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, header_length, parse_header
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: pifi.header_sha256 added (format 1 is still read)
 FINAL_NORM_PREFIX = "final_norm."
 METADATA_KEYS = {
     "format": "pifi.format",
@@ -28,9 +32,11 @@ METADATA_KEYS = {
     "config": "pifi.config",
     "provenance": "pifi.provenance",
     "data_sha256": "pifi.data_sha256",
+    "header_sha256": "pifi.header_sha256",
 }
 # Same length as a real hex digest, so the header can be patched in place once the data is written.
 DATA_HASH_PLACEHOLDER = "0" * 64
+HEADER_HASH_PLACEHOLDER = "f" * 64
 HASH_CHUNK = 1 << 20  # small reads keep hashing out of the peak memory
 
 
@@ -42,7 +48,19 @@ def artifact_metadata(config: Mapping[str, Any], provenance: Mapping[str, Any], 
         METADATA_KEYS["config"]: json.dumps(dict(config), sort_keys=True),
         METADATA_KEYS["provenance"]: json.dumps(dict(provenance), sort_keys=True),
         METADATA_KEYS["data_sha256"]: DATA_HASH_PLACEHOLDER,
+        METADATA_KEYS["header_sha256"]: HEADER_HASH_PLACEHOLDER,
     }
+
+
+def header_sha256(header: SafetensorsHeader) -> str:
+    """sha256 of the header's canonical form: every tensor's (dtype, shape, data offsets) by name, and every
+    ``__metadata__`` entry except ``pifi.header_sha256`` (the data digest included), as sorted compact JSON."""
+    canonical = {
+        "tensors": {name: [e.dtype, list(e.shape), e.begin, e.end] for name, e in sorted(header.tensors.items())},
+        "metadata": {k: v for k, v in sorted(header.metadata.items()) if k != METADATA_KEYS["header_sha256"]},
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,7 @@ class ArtifactInfo:
     tensors: dict[str, tuple[str, tuple[int, ...]]]  # name -> (safetensors dtype, shape)
     data_start: int
     size: int
+    header_sha256: str | None = None  # recorded and checked (format >= 2); None for format 1
 
     @property
     def model_type(self) -> str:
@@ -107,6 +126,17 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:
             f"{path} uses artifact format {version}, newer than this pifi understands ({FORMAT_VERSION})",
             "upgrade pifi: pip install -U pifi",
         )
+    recorded = meta.get(METADATA_KEYS["header_sha256"])
+    if version >= 2 or recorded is not None:
+        actual = header_sha256(header)
+        if recorded != actual:
+            what = "has no header sha256" if recorded is None else (
+                f"header sha256 {actual[:12]}… does not match the recorded {str(recorded)[:12]}…")
+            raise ArtifactError(
+                f"{path} is corrupt: its header (tensor names, shapes, offsets or metadata) was changed after it "
+                f"was written ({what})",
+                "delete it (`pifi cache rm`) and extract it again",
+            )
     return ArtifactInfo(
         path=path,
         format_version=version,
@@ -117,6 +147,7 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:
         tensors={name: (e.dtype, e.shape) for name, e in header.tensors.items()},
         data_start=header.data_start,
         size=size,
+        header_sha256=recorded,
     )
 
 
@@ -131,7 +162,8 @@ def data_sha256(path: str | os.PathLike[str], data_start: int) -> str:
 
 
 def verify_artifact(path_or_info: str | os.PathLike[str] | ArtifactInfo) -> ArtifactInfo:
-    """Recompute the data hash; raise :class:`ArtifactError` on a mismatch."""
+    """Recompute the data hash (the header's is checked by :func:`read_artifact`); raise :class:`ArtifactError`
+    on a mismatch."""
     info = path_or_info if isinstance(path_or_info, ArtifactInfo) else read_artifact(path_or_info)
     actual = data_sha256(info.path, info.data_start)
     if actual != info.data_sha256:

@@ -86,12 +86,22 @@ def _cached_snapshot(repo_id: str, revision: str | None) -> Source:
     return source
 
 
+HEADER_GUESS = 64 << 10  # real shard headers are 0.5-12 KB: one read of this much usually holds all of it
+HEADER_GUESS_FRACTION = 32  # ...but never more than 1/32 of a (small) file on speculation
+
+
 def read_safetensors_header(source: Source, file: str) -> SafetensorsHeader:
-    """Read and validate one shard's header: two small range reads."""
+    """Read and validate one shard's header: one speculative range read of its first 64 KB (at most 1/32 of the
+    file), a second one only for the rest of a longer header."""
     size = source.size(file)
     where = f"{source.name}/{file}"
-    n = header_length(source.read(file, 0, PREFIX_BYTES), size, where)
-    return parse_header(source.read(file, PREFIX_BYTES, PREFIX_BYTES + n), size, where)
+    head = source.read(file, 0, min(size, HEADER_GUESS, max(PREFIX_BYTES, size // HEADER_GUESS_FRACTION)))
+    n = header_length(bytes(head[:PREFIX_BYTES]), size, where)
+    if PREFIX_BYTES + n <= len(head):
+        raw = bytes(head[PREFIX_BYTES : PREFIX_BYTES + n])
+    else:
+        raw = bytes(head[PREFIX_BYTES:]) + bytes(source.read(file, len(head), PREFIX_BYTES + n))
+    return parse_header(raw, size, where)
 
 
 def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", workers: int = 8) -> list[LayerPlan]:
@@ -102,17 +112,20 @@ def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", w
     files = source.files()
     if "config.json" not in files:
         raise SourceNotFoundError(f"{source.name} has no config.json", "point --llm at a transformers model")
-    config = read_json(source, "config.json")
-    arch = arch_for_config(config)
-    num_layers = num_layers_of(config, arch)
-    indices = [resolve_layer_index(layer, num_layers) for layer in layers]
     weights = choose_weight_files(files)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # config and index (or the single shard's header) at once
+        index_job = pool.submit(read_json if weights == INDEX_FILE else read_safetensors_header, source, weights)
+        config = read_json(source, "config.json")
+        arch = arch_for_config(config)
+        num_layers = num_layers_of(config, arch)
+        indices = [resolve_layer_index(layer, num_layers) for layer in layers]
+        first = index_job.result()
     used_files = ["config.json", weights]
     headers: dict[str, SafetensorsHeader] = {}
     if weights == INDEX_FILE:
-        weight_map = parse_weight_map(read_json(source, weights), source.name)
+        weight_map = parse_weight_map(first, source.name)
     else:
-        headers[weights] = read_safetensors_header(source, weights)
+        headers[weights] = first
         weight_map = {name: weights for name in headers[weights].tensors}
     selections = [select_tensors(weight_map, arch, i) for i in indices]
     needed = sorted({file for sel in selections for _, file in sel.values()} - set(headers))
@@ -166,7 +179,8 @@ def write_artifact(
     tick = (lambda n: progress(n, total)) if progress is not None else None
     jobs = copy_jobs(plan, chunk_bytes)
 
-    with AtomicArtifactWriter(path, plan.artifact_bytes) as out:
+    # the data is hashed and written back while it arrives: commit() needs no final pass
+    with AtomicArtifactWriter(path, plan.artifact_bytes, data_start=len(plan.header)) as out:
         out.pwrite(0, plan.header)
 
         def run(job: Any) -> None:

@@ -15,8 +15,10 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from urllib.parse import quote, urlsplit
+
 import httpx2
-from huggingface_hub import HfApi, constants, get_hf_file_metadata, get_session, hf_hub_url
+from huggingface_hub import constants, get_hf_file_metadata, get_session, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -30,11 +32,18 @@ from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 from .errors import AccessDeniedError, NetworkError, OfflineError, SourceNotFoundError
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+STALE_REDIRECT_STATUSES = {401, 403, 404, 410}
+MAX_BACKOFF = 8.0  # seconds: the doubling stops here
 
 
 def default_backoff() -> float:
-    """Base seconds between retries (``PIFI_HTTP_BACKOFF``; doubled each try)."""
+    """Base seconds between retries (``PIFI_HTTP_BACKOFF``; doubled each try, capped at ``MAX_BACKOFF``)."""
     return float(os.environ.get("PIFI_HTTP_BACKOFF", "0.5"))
+
+
+def retry_delay(base: float, failures: int) -> float:
+    """Seconds to wait before retry number ``failures`` (1, 2, ...): doubling from ``base``, capped."""
+    return min(MAX_BACKOFF, base * 2 ** (failures - 1))
 
 
 @contextlib.contextmanager
@@ -75,6 +84,24 @@ def hub_errors(repo_id: str, revision: str | None, path: str | None = None) -> I
         raise NetworkError(f"cannot reach the Hub for {what}: {err}", "check the network or HF_ENDPOINT") from None
 
 
+def model_info(repo_id: str, revision: str | None, token: str | bool | None) -> dict[str, Any]:
+    """The Hub's model info with file sizes and hashes (``HfApi.model_info(files_metadata=True)``'s request:
+    the same URL, headers, session and error mapping, without importing ``HfApi``, which costs ~0.5 s)."""
+    url = f"{constants.ENDPOINT}/api/models/{repo_id}"
+    if revision is not None:
+        url += f"/revision/{quote(revision, safe='')}"
+    with hub_errors(repo_id, revision):
+        resp = get_session().get(url, headers=build_hf_headers(token=token), params={"blobs": True})
+        hf_raise_for_status(resp)
+    try:
+        info = resp.json()
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("sha"), str):
+        raise NetworkError(f"the Hub sent an unexpected model info for {repo_id}", "try again later")
+    return info
+
+
 class HubSource:
     """Files of ``repo_id`` at the commit that ``revision`` resolves to (one metadata request)."""
 
@@ -86,7 +113,7 @@ class HubSource:
         revision: str | None = None,
         *,
         token: str | bool | None = None,
-        max_retries: int = 5,
+        max_retries: int = 4,
         backoff: float | None = None,
     ) -> None:
         self.name = repo_id
@@ -94,20 +121,20 @@ class HubSource:
         self.token = token
         self.max_retries = max_retries
         self.backoff = default_backoff() if backoff is None else backoff
-        with hub_errors(repo_id, revision):
-            info = HfApi(endpoint=constants.ENDPOINT).model_info(
-                repo_id, revision=revision, token=token, files_metadata=True
-            )
-        self.commit: str = info.sha  # type: ignore[assignment]
-        siblings = info.siblings or []
-        self._files = sorted(s.rfilename for s in siblings)
-        card = info.card_data.to_dict() if info.card_data is not None else {}
-        self.license: str | None = card.get("license")
+        info = model_info(repo_id, revision, token)
+        self.commit: str = info["sha"]
+        siblings = [s for s in info.get("siblings") or [] if isinstance(s, dict) and "rfilename" in s]
+        self._files = sorted(s["rfilename"] for s in siblings)
+        card = info.get("cardData") or {}
+        self.license: str | None = card.get("license") if isinstance(card, dict) else None
         # size and ETag (LFS sha256, else the git blob id) of every file, from that one request: no HEADs needed
         self._meta: dict[str, tuple[int, str | None]] = {
-            s.rfilename: (s.size, s.lfs.sha256 if s.lfs else s.blob_id) for s in siblings if s.size is not None
+            s["rfilename"]: (s["size"], (s.get("lfs") or {}).get("sha256") or s.get("blobId"))
+            for s in siblings
+            if isinstance(s.get("size"), int)
         }
         self._etags_seen: dict[str, str] = {}
+        self._redirects: dict[str, str] = {}  # path -> the storage URL the Hub redirected its range reads to
         self._lock = threading.Lock()
 
     # -- metadata -------------------------------------------------------------------------------
@@ -154,22 +181,25 @@ class HubSource:
     ) -> None:
         """Stream bytes ``[start, end)`` to ``sink(offset - start, piece)`` as they arrive (memory: one piece).
 
-        A dropped body resumes from the first byte not yet delivered, up to ``max_retries`` times.
+        A dropped body resumes from the first byte not yet delivered. As huggingface_hub's ``http_get``, an
+        attempt that moved bytes resets the count: only ``max_retries + 1`` failures in a row *without progress*
+        give up, so a flaky link that keeps cutting bodies still finishes.
         """
         pos, failures = start, 0
         while pos < end:
             try:
                 pos = self._read_once(path, sink, start, pos, end, progress)
             except _Retryable as err:
+                moved = err.pos is not None and err.pos > pos
                 pos = err.pos if err.pos is not None else pos
-                failures += 1
+                failures = 1 if moved else failures + 1
                 if failures > self.max_retries:
                     raise NetworkError(
-                        f"reading {self.name}/{path} failed {failures} times ({err})",
+                        f"reading {self.name}/{path} failed {failures} times in a row without progress ({err})",
                         "the network keeps dropping; try again later (completed work is not kept)",
                     ) from None
                 if self.backoff:
-                    time.sleep(self.backoff * 2 ** (failures - 1))
+                    time.sleep(retry_delay(self.backoff, failures))
 
     def _read_once(
         self,
@@ -180,13 +210,24 @@ class HubSource:
         end: int,
         progress: Callable[[int], None] | None,
     ) -> int:
-        headers = build_hf_headers(token=self.token)
+        target = self._redirects.get(path)  # a file's storage URL once a redirect named it: one request, not two
+        # the token goes only to the Hub itself, as httpx drops it on a redirect to another origin
+        same_origin = target is None or urlsplit(target)[:2] == urlsplit(constants.ENDPOINT)[:2]
+        headers = build_hf_headers(token=self.token) if same_origin else {}
         headers["Range"] = f"bytes={pos}-{end - 1}"
         headers["Accept-Encoding"] = "identity"
         try:
-            with get_session().stream("GET", self._url(path), headers=headers) as resp:
+            with get_session().stream("GET", target or self._url(path), headers=headers) as resp:
+                if target is not None and resp.status_code in STALE_REDIRECT_STATUSES:
+                    resp.read()  # a signed storage URL expired: ask the Hub again
+                    with self._lock:
+                        self._redirects.pop(path, None)
+                    raise _Retryable(f"storage URL answered HTTP {resp.status_code}")
                 if resp.status_code in RETRY_STATUSES:
                     raise _Retryable(f"HTTP {resp.status_code}")
+                if target is None and resp.history and resp.status_code == 206:
+                    with self._lock:
+                        self._redirects.setdefault(path, str(resp.url))
                 if resp.status_code != 206:
                     resp.read()
                     with hub_errors(self.name, self.revision, path):

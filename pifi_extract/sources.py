@@ -42,6 +42,23 @@ class Source(Protocol):
         ...
 
 
+class PieceReader:
+    """Mixin: ``read_into`` from ``read``, one ``piece``-sized range at a time, for sources whose reads are cheap
+    (a file, a memory map); ``MappedFile``/``GgufSource`` can inherit it to meet the :class:`Source` protocol."""
+
+    piece: int = LOCAL_PIECE
+
+    def read(self, path: str, start: int, end: int, *, progress: Any = None) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def read_into(
+        self, path: str, start: int, end: int, sink: Callable[[int, bytes], None], *, progress: Any = None
+    ) -> None:
+        """Deliver bytes ``[start, end)`` as ``sink(offset - start, piece)``, piece by piece (memory: one piece)."""
+        for begin in range(start, end, self.piece):
+            sink(begin - start, self.read(path, begin, min(begin + self.piece, end), progress=progress))
+
+
 def read_json(source: Source, path: str) -> dict[str, Any]:
     """A small JSON file of the source, parsed; a clear error when it is not JSON."""
     raw = source.read(path, 0, source.size(path))
@@ -55,7 +72,7 @@ def read_json(source: Source, path: str) -> dict[str, Any]:
 
 
 @dataclass
-class LocalSource:
+class LocalSource(PieceReader):
     """A folder on disk with ``config.json`` and ``*.safetensors`` (a checkpoint or a Hub snapshot)."""
 
     root: Path
@@ -107,12 +124,6 @@ class LocalSource:
         if progress is not None:
             progress(len(data))
         return data
-
-    def read_into(
-        self, path: str, start: int, end: int, sink: Callable[[int, bytes], None], *, progress: Any = None
-    ) -> None:
-        for begin in range(start, end, LOCAL_PIECE):
-            sink(begin - start, self.read(path, begin, min(begin + LOCAL_PIECE, end), progress=progress))
 
 
 def is_gguf(source: object) -> bool:

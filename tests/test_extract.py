@@ -132,9 +132,47 @@ def test_network_failing_past_the_retry_budget_leaves_nothing(tmp_path, hub):
     out = tmp_path / "out"
     out.mkdir()
     hub.drop_every(1, after_bytes=0)
-    with pytest.raises(NetworkError, match="failed 6 times"):
+    with pytest.raises(NetworkError, match="failed 5 times in a row without progress"):
         extract_layer(REPO, -1, out / "f.safetensors")
     assert _leftovers(out) == []
+
+
+def _biggest_shard(folder: Path) -> Path:
+    return max(folder.glob("*.safetensors"), key=lambda p: p.stat().st_size)
+
+
+def test_a_piece_cut_ten_times_in_a_row_completes_when_each_cut_moved_bytes(hub, llama_dir):
+    from pifi_extract.hub_source import HubSource
+
+    shard = _biggest_shard(llama_dir)
+    source = HubSource(REPO)
+    hub.reset_counters()
+    hub.drop_every(1, after_bytes=1000, times=10)  # every attempt delivers 1000 bytes, then the body is cut
+    data = source.read(shard.name, 0, shard.stat().st_size)
+    assert bytes(data) == shard.read_bytes()
+    gets = hub.requests("GET", shard.name)
+    assert len(gets) >= 11 and sum(r.body_bytes < 2000 for r in gets) >= 10  # ten cut bodies, then the rest
+
+
+def test_five_cuts_without_progress_fail_with_one_line(hub, llama_dir):
+    shard = _biggest_shard(llama_dir)
+    from pifi_extract.hub_source import HubSource
+
+    source = HubSource(REPO)
+    hub.reset_counters()
+    hub.drop_every(1, after_bytes=0, times=5)  # five cuts before any byte: the budget is spent
+    with pytest.raises(NetworkError) as caught:
+        source.read(shard.name, 0, shard.stat().st_size)
+    assert len(hub.requests("GET", shard.name)) == 5
+    line = caught.value.one_line()
+    assert "\n" not in line and "failed 5 times in a row without progress" in line
+
+
+def test_backoff_doubles_and_is_capped():
+    from pifi_extract.hub_source import MAX_BACKOFF, retry_delay
+
+    assert [retry_delay(0.5, k) for k in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert retry_delay(0.5, 30) == MAX_BACKOFF
 
 
 def test_a_file_changing_mid_read_is_an_error_not_a_mix(tmp_path, hub, llama_dir):
@@ -299,3 +337,71 @@ def test_lfs_redirects_to_storage_as_on_the_real_hub(tmp_path, hub, llama_state)
     _assert_layer_equals_model(result.path, llama_state, 3)
     assert any(r.status == 302 for r in hub.requests("GET", "/resolve/"))
     assert all(r.status == 206 for r in hub.requests("GET", "/cdn/") if r.body_bytes)
+    # the storage URL is reused: one redirect per shard file, every later range goes straight to storage
+    resolved = [r for r in hub.requests("GET", "/resolve/") if ".safetensors" in r.path and "index" not in r.path]
+    assert len(resolved) == len({r.path for r in resolved}) and len(hub.requests("GET", "/cdn/")) > len(resolved)
+
+
+def test_an_expired_storage_url_is_asked_for_again(hub, llama_dir):
+    from pifi_extract.hub_source import HubSource
+
+    hub.redirect_lfs = True
+    shard = max(llama_dir.glob("*.safetensors"), key=lambda p: p.stat().st_size)
+    source = HubSource(REPO)
+    assert bytes(source.read(shard.name, 0, 100)) == shard.read_bytes()[:100]
+    hub.reset_counters()
+    hub.fail_next(1, 403, path_contains="/cdn/")  # signed storage URLs expire
+    assert bytes(source.read(shard.name, 100, 5000)) == shard.read_bytes()[100:5000]
+    assert [r.status for r in hub.requests("GET")] == [403, 302, 206]
+
+
+def test_the_data_is_hashed_while_it_arrives_no_final_pass(tmp_path, hub, monkeypatch):
+    import pifi_extract.writer as writer
+
+    def no_full_pass(*args, **kwargs):
+        raise AssertionError("the writer re-read the whole data section")
+
+    monkeypatch.setattr(writer, "data_sha256", no_full_pass)
+    hub.drop_every(3, after_bytes=50)  # resumed pieces land out of order
+    result = extract_layer(REPO, -1, tmp_path / "e.safetensors")
+    assert verify_artifact(result.path).data_sha256 == result.info.data_sha256
+
+
+def test_piece_reader_gives_every_source_read_into(tmp_path):
+    from pifi_extract.sources import PieceReader
+
+    class Bytes(PieceReader):
+        piece = 7
+
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, path, start, end, *, progress=None):
+            return self.data[start:end]
+
+    got = bytearray(30)
+    Bytes(bytes(range(40))).read_into("f", 5, 35, lambda off, piece: got.__setitem__(slice(off, off + len(piece)), piece))
+    assert bytes(got) == bytes(range(5, 35))
+
+
+def test_a_shard_header_is_one_read_unless_longer_than_the_guess(tmp_path):
+    from pifi_extract.extract import HEADER_GUESS, read_safetensors_header
+    from pifi_extract.sources import LocalSource
+
+    reads = []
+
+    class Counting(LocalSource):
+        def read(self, path, start, end, *, progress=None):
+            reads.append((path, start, end))
+            return super().read(path, start, end, progress=progress)
+
+    tensor = {"w": torch.zeros(64, 64)}
+    save_file(tensor, tmp_path / "short.safetensors")
+    save_file(tensor, tmp_path / "long.safetensors", metadata={"blob": "x" * (HEADER_GUESS + 100)})
+    source = Counting(tmp_path)
+    assert read_safetensors_header(source, "short.safetensors").tensors["w"].shape == (64, 64)
+    assert len(reads) == 1
+    reads.clear()
+    header = read_safetensors_header(source, "long.safetensors")
+    assert header.tensors["w"].shape == (64, 64) and len(header.metadata["blob"]) == HEADER_GUESS + 100
+    assert len(reads) == 2 and reads[1][1] == reads[0][2]  # the rest, starting where the guess ended
