@@ -131,6 +131,8 @@ def test_hub_reads_each_layer_once_and_only_used_embedding_rows(tmp_path, hub_se
     for r in hub_server.requests("GET"):
         if r.range and r.path.endswith(".safetensors"):
             a, b = (int(x) for x in r.range.removeprefix("bytes=").split("-"))
+            if a == 0:  # a shard header's speculative read (pifi_extract.hub_source.HEADER_GUESS): not tensor data
+                continue
             reads.setdefault(r.path.rsplit("/", 1)[-1], []).append((a, b + 1))
     headers = {f: read_safetensors_header(source, f) for f in set(wmap.values())}
     for name, file in wmap.items():
