@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Protocol
 
 from .errors import CorruptFileError, SourceNotFoundError
@@ -99,10 +99,12 @@ class LocalSource(PieceReader):
         return sorted(out)
 
     def _path(self, path: str) -> Path:
-        full = (self.root / path).resolve()
-        if self.root not in full.parents:
+        # checked by name, not by resolving links: a Hugging Face cache snapshot is a folder of symlinks into
+        # ../../blobs/, while a name from an index (untrusted) must not climb out with '..' or be absolute
+        rel = PurePosixPath(path.replace("\\", "/"))
+        if not rel.parts or rel.is_absolute() or ".." in rel.parts or ":" in rel.parts[0]:
             raise CorruptFileError(f"{self.name}: refusing path {path!r} outside the model folder")
-        return full
+        return self.root / rel
 
     def size(self, path: str) -> int:
         if path not in self._sizes:
