@@ -34,7 +34,7 @@ def train(
     max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", help="Use only the first N validation/test examples.")] = D("max_eval_samples"),
     slm: Annotated[str, typer.Option("--slm", help="Small LM: Hub id or local folder (BERT, RoBERTa, DeBERTa-V3, ELECTRA, MiniLM, SmolLM2...).")] = D("slm"),
     layer_artifact: Annotated[Optional[list[str]], typer.Option("--layer-artifact", help="The LLM layer: artifact file from `pifi extract`, or a cache key (org/name:-1). Repeat to plug several layers in that order (same hidden size).")] = None,
-    method: Annotated[str, typer.Option("--method", help="pifi (SLM + frozen LLM layer) or base (the SLM alone).")] = D("method"),
+    method: Annotated[str, typer.Option("--method", help="pifi (SLM + frozen LLM layer), base (the SLM alone) or lora (the SLM with LoRA adapters; pifi[lora]).")] = D("method"),
     plug: Annotated[str, typer.Option("--plug", help="cls: only the pooled vector goes through the layer (the paper); sequence: every token.")] = D("plug"),
     attention: Annotated[str, typer.Option("--attention", help="With --plug sequence: bidirectional or causal.")] = D("attention"),
     post_norm: Annotated[bool, typer.Option("--post-norm/--no-post-norm", help="Apply the LLM's final norm after the layer (off in the paper).")] = D("post_norm"),
@@ -55,6 +55,17 @@ def train(
     num_workers: Annotated[int, typer.Option("--num-workers", help="DataLoader worker processes.")] = D("num_workers"),
     output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="Run directory (default runs/<task>-<method>-<time>).")] = D("output_dir"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = D("overwrite"),
+    # ablations and paper-faithful data (TrainConfig's block of the same name)
+    layer_init: Annotated[str, typer.Option("--layer-init", help="artifact, or random: the artifact's shape and config with its architecture's own init, seeded (Table 5, PiFi-Random).")] = D("layer_init"),
+    train_layer: Annotated[bool, typer.Option("--train-layer", help="Train the LLM layer too, in fp32 (Table 11); the checkpoint then holds the layer.")] = D("train_layer"),
+    lora_r: Annotated[int, typer.Option("--lora-r", help="--method lora: LoRA rank (Table 18).")] = D("lora_r"),
+    lora_alpha: Annotated[int, typer.Option("--lora-alpha", help="--method lora: LoRA alpha.")] = D("lora_alpha"),
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", help="--method lora: LoRA dropout.")] = D("lora_dropout"),
+    lora_targets: Annotated[Optional[str], typer.Option("--lora-targets", help="--method lora: comma-separated module names (default: peft's for the SLM).")] = D("lora_targets"),
+    train_fraction: Annotated[Optional[float], typer.Option("--train-fraction", help="Train on a seeded, stratified share of the training set (Table 19).")] = D("train_fraction"),
+    extra_test: Annotated[Optional[list[str]], typer.Option("--extra-test", help="Also test the best epoch on this built-in task or local file (repeatable; labels matched by name; Table 3).")] = None,
+    clean_text: Annotated[str, typer.Option("--clean-text", help="auto (html for the paper's classification tasks, none for entailment and local files), html (the authors' BeautifulSoup cleaning; pifi[paper]) or none.")] = D("clean_text"),
+    split_seed: Annotated[int, typer.Option("--split-seed", help="Seed of the train/validation split: the same for every --seed, as the paper.")] = D("split_seed"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last finished epoch (its saved options are used).")] = False,
     slm_random_init: Annotated[bool, typer.Option("--slm-random-init", hidden=True, help="Random SLM weights (benchmarks).")] = False,
     quiet: QuietOpt = False,
@@ -74,7 +85,7 @@ def train(
         else:
             config = dataclass_from_options(
                 TrainConfig, options, slm_pretrained=not slm_random_init,
-                layer_artifact=list(layer_artifact or []) or None, epochs=D("epochs") if epochs is None else epochs)
+                layer_artifact=list(layer_artifact or []) or None, extra_test=list(extra_test or []) or None, epochs=D("epochs") if epochs is None else epochs)
             results = run_training(config, progress)
     if results and is_main_process():
         _print_results(results)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .frozen_layer import FrozenLayer
     from .frozen_stack import FrozenStack
 
-METHODS = ("pifi", "base")
+METHODS = ("pifi", "base", "lora")  # lora: the SLM with peft LoRA adapters, no layer (Table 18)
 PLUGS = ("cls", "sequence")
 ATTENTIONS = ("bidirectional", "causal")
 POOLINGS = ("auto", "first", "last")
@@ -39,6 +39,7 @@ class ModelOptions:
     post_norm: bool = False
     pooling: str = "auto"
     dropout: float = 0.2
+    train_layer: bool = False  # Table 11: the layer trains too (and is saved with the checkpoint)
 
     def __post_init__(self) -> None:
         for name, allowed in (("method", METHODS), ("plug", PLUGS), ("attention", ATTENTIONS),
@@ -107,7 +108,7 @@ class PifiModel(nn.Module):
             self.layer = layer
             self.l_out = nn.Linear(int(layer.hidden_size), hidden, bias=False)
             for param in self.layer.parameters():
-                param.requires_grad_(False)
+                param.requires_grad_(options.train_layer)
             self.layer.eval()
         self.head = nn.Sequential(
             nn.Linear(hidden, hidden), nn.Dropout(options.dropout), nn.GELU(), nn.Linear(hidden, num_labels)
@@ -149,8 +150,13 @@ class PifiModel(nn.Module):
         return self.head(self.l_out(y))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Every tensor of the state dict except the frozen layer's (what a checkpoint holds)."""
+        """Every tensor of the state dict except the frozen layer's (what a checkpoint holds);
+        with ``train_layer`` the layer's tensors too."""
+        if self.options.train_layer:
+            return dict(self.state_dict())
         return {k: v for k, v in self.state_dict().items() if not k.startswith("layer.")}
 
     def frozen_parameter_names(self) -> list[str]:
-        return [f"layer.{name}" for name, _ in self.layer.named_parameters()] if self.has_layer else []
+        if not self.has_layer or self.options.train_layer:
+            return []
+        return [f"layer.{name}" for name, _ in self.layer.named_parameters()]

@@ -16,7 +16,7 @@ from pifi_extract.errors import ArtifactError, ConfigError
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .config import Precision, TrainConfig, resolve_precision
-from .data import Examples, label_key, read_table
+from .data import Examples, label_key, read_table, require_columns
 from .layer_ref import artifact_references, describe_artifact, load_frozen_layers, recorded_layers
 from .model import PifiModel
 from .slm import load_slm, load_slm_config, load_tokenizer
@@ -135,9 +135,7 @@ def read_inputs(path: str | Path, run: LoadedRun) -> tuple[list[str], list[str] 
         text_column, pair_column, label_column = spec.text_column, spec.text_pair_column, spec.label_column
     else:
         label_column = options.label_column
-    for column in filter(None, (text_column, pair_column)):
-        if column not in rows[0]:
-            raise ConfigError(f"{path} has no column {column!r}", f"its columns: {', '.join(map(str, rows[0]))}")
+    require_columns(rows, [c for c in (text_column, pair_column) if c], path)
     texts = [str(r[text_column]) for r in rows]
     pairs = [str(r[pair_column]) for r in rows] if pair_column else None
     labels = None
