@@ -202,27 +202,32 @@ def report(
     run_dirs: Annotated[list[str], typer.Argument(help="Run directories, seed sweeps, or folders holding them.")],
     plot: Annotated[Optional[str], typer.Option("--plot", help="Where to write the validation-curve PNG (default pifi-report.png; needs matplotlib).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not draw the PNG.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    output_format: Annotated[Optional[str], typer.Option("--format", help="Print the rows as md, csv, latex or json instead of a table.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Also a paired bootstrap over test examples with N resamples (vs the base, runs paired by seed).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Compare runs: base vs pifi, mean ± std over seeds, validation curves."""
-    import dataclasses
-    import json
-
+    """Compare runs: base vs pifi, mean ± std over seeds, Welch p-value and 95 % CI, extra test sets, curves."""
     from rich.table import Table
 
-    from pifi_train.report import GROUP_FIELDS, build_report
+    from pifi_train.report import FORMATS, build_report, render, table_cells
 
-    result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"), plot_required=plot is not None)
-    if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(r) for r in result.rows], indent=2))
+    fmt = "json" if as_json else output_format
+    if fmt is not None and fmt not in FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    if bootstrap < 0:
+        raise typer.BadParameter("N must be at least 0", param_hint="--bootstrap")
+    result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"),
+                          plot_required=plot is not None, bootstrap=bootstrap)
+    if fmt is not None:
+        typer.echo(render(result.rows, fmt))
         return
-    table = Table(title="pifi report (accuracy / macro-F1 in %, mean ± std over seeds)", title_justify="left")
-    for col in (*GROUP_FIELDS, "split", "seeds", "accuracy", "macro-F1", "Δ acc vs base"):
-        table.add_column(col, justify="right" if col in ("seeds", "accuracy", "macro-F1", "Δ acc vs base") else "left")
-    for row in result.rows:
-        delta = f"{100 * row.delta_vs_base:+.2f}" if row.delta_vs_base is not None else ""
-        table.add_row(*row.group, row.split, str(len(row.seeds)), f"{100 * row.accuracy_mean:.2f} ± {100 * row.accuracy_std:.2f}",
-                      f"{100 * row.macro_f1_mean:.2f} ± {100 * row.macro_f1_std:.2f}", delta)
+    header, cells = table_cells(result.rows)
+    table = Table(title="pifi report (accuracy / macro-F1 in %, mean ± std over seeds; Δ, p and CI vs base)",
+                  title_justify="left")
+    for col in header:
+        table.add_column(col, justify="left" if col in (*header[:8],) else "right")
+    for row in cells:
+        table.add_row(*row)
     out_console.print(table)
     for skipped in result.skipped:
         out_console.print(f"[yellow]unfinished, skipped:[/] {skipped}", highlight=False, soft_wrap=True)

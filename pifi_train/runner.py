@@ -9,7 +9,6 @@ for each seed plus ``sweep.json`` (options, then the per-seed summary).
 from __future__ import annotations
 
 import platform
-import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
@@ -22,14 +21,15 @@ from pifi_extract.errors import ArtifactError, ConfigError
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from .config import ProgressCallback, TrainConfig, resolve_precision
 from .ablations import apply_lora, randomize_layer
+from .config import ProgressCallback, TrainConfig, resolve_precision
 from .clean import clean_texts, resolve_cleaning
 from .data import TaskData, load_local_task
 from .extra_tests import load_extra_test, stratified_fraction
 from .layer_ref import describe_artifacts, layer_record, load_frozen_layers, recorded_layers
 from .model import PifiModel
 from .slm import load_slm, load_slm_config, load_tokenizer
+from .stats import mean_std
 from .tasks import load_builtin_task
 from .trainer import Trainer, TrainState
 
@@ -199,9 +199,8 @@ def summarize_seeds(results: list[RunResult]) -> dict[str, Any]:
         for key in ("accuracy", "macro_f1"):
             values = [r.metrics["final"][split][key] for r in results if r.metrics["final"].get(split)]
             if values:
-                summary[f"{split}_{key}"] = {"mean": statistics.fmean(values),
-                                             "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                                             "values": values}
+                mean, std = mean_std(values)
+                summary[f"{split}_{key}"] = {"mean": mean, "std": std, "values": values}
     return summary
 
 
