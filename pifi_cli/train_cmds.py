@@ -209,13 +209,14 @@ def report(
     """Compare runs: base vs pifi, mean ± std over seeds, Welch p-value and 95 % CI, extra test sets, curves."""
     from rich.table import Table
 
+    from pifi_extract.errors import ConfigError
     from pifi_train.report import FORMATS, build_report, render, table_cells
 
     fmt = "json" if as_json else output_format
     if fmt is not None and fmt not in FORMATS:
-        raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+        raise ConfigError(f"unknown --format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     if bootstrap < 0:
-        raise typer.BadParameter("N must be at least 0", param_hint="--bootstrap")
+        raise ConfigError(f"--bootstrap must be at least 0, got {bootstrap}")
     result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"),
                           plot_required=plot is not None, bootstrap=bootstrap)
     if fmt is not None:
