@@ -249,3 +249,22 @@ def test_paper_prints_a_table_and_refuses_an_unknown_one(capsys):
     out = capsys.readouterr().out
     assert "--method lora --lora-r 8 --lora-alpha 16 --lora-dropout 0.1" in out
     _fails(capsys, ["paper", "4"], "unknown table '4'")
+
+
+def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tmp_path, capsys):
+    for method in ("base", "pifi"):
+        run_training(_config(assets, tmp_path / method, method=method, seeds=2,
+                             layer_artifact=str(assets["artifact"]) if method == "pifi" else None))
+    from pifi_train.report import build_report, render
+
+    report = build_report([tmp_path], None, bootstrap=50)
+    base, pifi = report.rows
+    assert base.welch is None and base.bootstrap is None
+    assert pifi.welch is not None and 0.0 <= pifi.welch.p_value <= 1.0
+    assert pifi.welch.mean == pytest.approx(pifi.delta_vs_base)
+    assert pifi.bootstrap.ci_low <= pifi.bootstrap.mean <= pifi.bootstrap.ci_high
+    assert json.loads(render(report.rows, "json"))[1]["group"]["method"] == "pifi"
+    assert render(report.rows, "latex").startswith("\\begin{tabular}")
+    cli.main(["report", str(tmp_path), "--no-plot", "--format", "md", "--bootstrap", "20"])
+    table = capsys.readouterr().out
+    assert "| p (Welch) | 95% CI | p (bootstrap) |" in table and table.count("\n") >= 3
