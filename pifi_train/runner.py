@@ -113,7 +113,8 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
         "checkpoint_holds_layer": model.options.train_layer,
         "parameters": {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                        "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
-        "device": str(ctx.device), "world_size": ctx.world_size, "precision": precision.describe(),
+        "device": str(ctx.device), "world_size": ctx.world_size,
+        "precision": {**precision.describe(), **({"layer_dtype": "float32"} if config.train_layer else {})},
         "versions": versions(), "created": datetime.now().isoformat(timespec="seconds"),
     }
 
@@ -201,6 +202,12 @@ def summarize_seeds(results: list[RunResult]) -> dict[str, Any]:
             if values:
                 mean, std = mean_std(values)
                 summary[f"{split}_{key}"] = {"mean": mean, "std": std, "values": values}
+    extra_names = sorted({name for r in results for name in r.metrics["final"].get("extra_tests", {})})
+    for name in extra_names:  # --extra-test sets: accuracy over seeds
+        values = [r.metrics["final"]["extra_tests"][name]["accuracy"] for r in results
+                  if name in r.metrics["final"].get("extra_tests", {})]
+        mean, std = mean_std(values)
+        summary.setdefault("extra_tests", {})[name] = {"accuracy": {"mean": mean, "std": std, "values": values}}
     return summary
 
 

@@ -253,8 +253,10 @@ def test_paper_prints_a_table_and_refuses_an_unknown_one(capsys):
 
 def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tmp_path, capsys):
     for method in ("base", "pifi"):
-        run_training(_config(assets, tmp_path / method, method=method, seeds=2,
+        run_training(_config(assets, tmp_path / method, method=method, seeds=2, extra_test=[str(assets["validation"])],
                              layer_artifact=str(assets["artifact"]) if method == "pifi" else None))
+    sweep = json.loads((tmp_path / "pifi" / "sweep.json").read_text())
+    assert len(sweep["summary"]["extra_tests"][str(assets["validation"])]["accuracy"]["values"]) == 2
     from pifi_train.report import build_report, render
 
     report = build_report([tmp_path], None, bootstrap=50)
