@@ -270,3 +270,38 @@ def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tm
     cli.main(["report", str(tmp_path), "--no-plot", "--format", "md", "--bootstrap", "20"])
     table = capsys.readouterr().out
     assert "| p (Welch) | 95% CI | p (bootstrap) |" in table and table.count("\n") >= 3
+
+
+def test_builtin_tasks_are_cleaned_as_the_authors_did_and_entailment_is_not(monkeypatch):
+    pytest.importorskip("bs4")
+    from pifi_train import runner
+    from pifi_train.tasks import assemble_task, get_task
+
+    def fake_hub(name, seed, cache_dir=None):  # the real splitting rules on rows held in memory
+        spec = get_task(name)
+        n = 40
+        columns = {spec.text_column: [f"review {i}<br /><br />the end" for i in range(n)],
+                   spec.label_column: [i % 2 for i in range(n)]}
+        if spec.text_pair_column:
+            columns[spec.text_pair_column] = [f"a &amp; b {i}" for i in range(n)]
+        raw = {split: dict(columns) for split in ("train", "test", "validation")}
+        raw["validation_mismatched"] = {k: v[:10] for k, v in columns.items()}  # mnli: its size cuts train
+        return assemble_task(spec, raw, seed)
+
+    monkeypatch.setattr(runner, "load_builtin_task", fake_hub)
+    imdb = load_task(TrainConfig(task="imdb", method="base", batch_size=4))
+    assert imdb.train.texts[0].endswith("the end") and "<br" not in " ".join(imdb.train.texts + imdb.test.texts)
+    assert imdb.source["clean_text"] == "html"
+    mnli = load_task(TrainConfig(task="mnli", method="base", batch_size=4))
+    assert "<br /><br />" in mnli.train.texts[0] and "&amp;" in mnli.train.pairs[0]
+    raw = load_task(TrainConfig(task="imdb", method="base", batch_size=4, clean_text="none"))
+    assert "<br /><br />" in raw.train.texts[0]
+
+
+def test_extra_test_labels_match_by_name_with_the_datasets_synonyms():
+    from pifi_train.extra_tests import map_labels
+
+    assert map_labels(["negative", "positive"], ["neg", "pos"], "tweets") == {0: 0, 1: 1}
+    assert map_labels(["pos", "neg"], ["neg", "pos"], "x") == {0: 1, 1: 0}
+    with pytest.raises(Exception, match="do not match"):
+        map_labels(["entailment", "neutral", "contradiction"], ["neg", "pos"], "snli")
