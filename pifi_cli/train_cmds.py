@@ -160,6 +160,9 @@ def _print_results(results: list) -> None:
         table.add_row("mean ± std", "", cell("validation_accuracy"), cell("validation_macro_f1"), cell("test_accuracy"),
                       cell("test_macro_f1"), str(results[0].run_dir.parent))
     out_console.print(table)
+    for r in results:  # --extra-test sets (domain shift)
+        for name, split in (r.metrics["final"].get("extra_tests") or {}).items():
+            say(f"seed {r.seed} extra test {name}: acc {100 * split['accuracy']:.2f}  F1 {100 * split['macro_f1']:.2f}")
 
 
 def predict(

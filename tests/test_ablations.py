@@ -305,3 +305,15 @@ def test_extra_test_labels_match_by_name_with_the_datasets_synonyms():
     assert map_labels(["pos", "neg"], ["neg", "pos"], "x") == {0: 1, 1: 0}
     with pytest.raises(Exception, match="do not match"):
         map_labels(["entailment", "neutral", "contradiction"], ["neg", "pos"], "snli")
+
+
+def test_cli_train_with_ablation_options_prints_the_extra_test(assets, tmp_path, capsys):
+    shifted = write_jsonl(tmp_path / "shifted.jsonl", synthetic_rows(24, seed=5))
+    cli.main(["train", "--train-file", str(assets["train"]), "--test-file", str(assets["test"]),
+              "--slm", str(assets["bert"]), "--layer-artifact", str(assets["artifact"]), "--layer-init", "random",
+              "--train-fraction", "0.5", "--split-seed", "11", "--extra-test", str(shifted), "--epochs", "1",
+              "--batch-size", "16", "--max-length", "16", "--output-dir", str(tmp_path / "run"), "--quiet"])
+    assert f"extra test {shifted}: acc" in capsys.readouterr().out
+    record = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert record["options"]["layer_init"] == "random" and record["options"]["extra_test"] == [str(shifted)]
+    assert record["num_examples"]["train"] == 128 and record["data"]["split_seed"] == 11  # half of 320·0.8
