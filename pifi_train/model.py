@@ -5,7 +5,10 @@ baseline). ``plug="cls"`` (the paper) sends only the pooled vector through the
 layer as a length-1 sequence; ``plug="sequence"`` sends every token (padding mask,
 positions 0..T-1, causal or bidirectional attention) and pools afterwards.
 The frozen layer never trains: no gradients for its parameters, always in eval
-mode, kept in its own dtype while gradients flow through it.
+mode, kept in its own dtype while gradients flow through it. Ablations (Tables 5, 11, 18):
+``train_layer=True`` makes its parameters trainable (still in eval mode: no dropout) and
+puts them into :meth:`PifiModel.trainable_state_dict`; ``method="lora"`` is the base model
+whose SLM :func:`pifi_train.ablations.apply_lora` wraps with adapters.
 """
 
 from __future__ import annotations
