@@ -317,3 +317,14 @@ def test_cli_train_with_ablation_options_prints_the_extra_test(assets, tmp_path,
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["options"]["layer_init"] == "random" and record["options"]["extra_test"] == [str(shifted)]
     assert record["num_examples"]["train"] == 128 and record["data"]["split_seed"] == 11  # half of 320·0.8
+
+
+def test_a_random_trainable_layer_resumes_exactly(assets, tmp_path):
+    from pifi_train.runner import resume_training
+
+    options = dict(layer_init="random", train_layer=True, max_train_samples=64)
+    straight = run_training(_config(assets, tmp_path / "straight", epochs=2, **options))[0]
+    run_training(_config(assets, tmp_path / "resumed", epochs=1, **options))
+    resumed = resume_training(tmp_path / "resumed", epochs=2)[0]
+    assert [e["train_loss"] for e in resumed.metrics["epochs"]] == [e["train_loss"] for e in straight.metrics["epochs"]]
+    assert resumed.metrics["final"]["test"] == straight.metrics["final"]["test"]
