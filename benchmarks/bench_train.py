@@ -64,12 +64,15 @@ def make_artifact(args: argparse.Namespace, workdir: Path) -> Path:
 
 
 def build(name: str, args: argparse.Namespace, artifact: Path, device: torch.device):
-    """(model, optimizer, precision, batch) for one configuration, as pifi train builds them."""
+    """(trainer, batch with labels) for one configuration, as pifi train builds them."""
     from transformers import BertConfig, BertModel
 
-    from pifi_train.config import resolve_precision
+    from pifi_train.config import TrainConfig, resolve_precision
+    from pifi_train.data import Examples, TaskData
+    from pifi_train.distributed import DistContext
     from pifi_train.frozen_layer import load_layer
     from pifi_train.model import ModelOptions, PifiModel
+    from pifi_train.trainer import Trainer
 
     precision = resolve_precision(args.precision, device)
     options = ModelOptions(**CONFIGS[name])
@@ -78,43 +81,33 @@ def build(name: str, args: argparse.Namespace, artifact: Path, device: torch.dev
                                num_attention_heads=args.slm_heads, intermediate_size=4 * args.slm_hidden))
     layer = load_layer(artifact, device=device, dtype=precision.layer_dtype) if options.method == "pifi" else None
     model = PifiModel(slm, 2, options, layer).to(device).train()
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-5)
+    # pifi's own Trainer (Adam, label-smoothed loss, clipping, grad scaler: the paper's defaults); no data or
+    # run directory is needed for Trainer.step on a ready batch
+    trainer = Trainer(model, TaskData("bench", ["0", "1"], Examples([], None, []), Examples([], None, []), None),
+                      None, TrainConfig(), 0, DistContext(device=device), precision, Path(tempfile.gettempdir()))
     generator = torch.Generator().manual_seed(1)
     batch = {"input_ids": torch.randint(1000, 30000, (args.batch_size, args.seq_len), generator=generator),
              "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long)}
     batch["attention_mask"][: args.batch_size // 2, args.seq_len * 3 // 4:] = 0  # some padding, as real batches
-    batch = {k: v.to(device) for k, v in batch.items()}
-    labels = torch.randint(0, 2, (args.batch_size,), generator=generator).to(device)
-    return model, optimizer, precision, batch, labels
+    batch["labels"] = torch.randint(0, 2, (args.batch_size,), generator=generator)
+    return trainer, {k: v.to(device) for k, v in batch.items()}
 
 
-def step(model, optimizer, precision, batch, labels, scaler) -> None:
-    """One training step exactly as pifi_train.trainer does it."""
-    from pifi_train.trainer import autocast
-
-    device = labels.device
-    with autocast(device, precision):
-        logits = model(**batch)
-    loss = torch.nn.functional.cross_entropy(logits.float(), labels, label_smoothing=0.05)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 5.0)
-    scaler.step(optimizer)
-    scaler.update()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def step(trainer, batch) -> None:
+    """One training step: pifi_train.trainer.Trainer.step itself."""
+    trainer.step(batch)
+    if trainer.ctx.device.type == "cuda":
+        torch.cuda.synchronize(trainer.ctx.device)
 
 
 def time_steps(args: argparse.Namespace, artifact: Path, device: torch.device) -> dict[str, list[float]]:
     """Seconds per step of every configuration, interleaved round by round."""
     built = {name: build(name, args, artifact, device) for name in CONFIGS}
-    scalers = {name: torch.amp.GradScaler(device.type, enabled=built[name][2].grad_scaler) for name in CONFIGS}
     times: dict[str, list[float]] = {name: [] for name in CONFIGS}
     for round_ in range(args.warmup + args.steps):
-        for name, (model, optimizer, precision, batch, labels) in built.items():
+        for name, (trainer, batch) in built.items():
             start = time.perf_counter()
-            step(model, optimizer, precision, batch, labels, scalers[name])
+            step(trainer, batch)
             if round_ >= args.warmup:
                 times[name].append(time.perf_counter() - start)
     return times
@@ -136,11 +129,11 @@ def measure_memory(name: str, args: argparse.Namespace, artifact: Path, device: 
     """Peak memory of a few training steps of one configuration (run in its own process)."""
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model, optimizer, precision, batch, labels = build(name, args, artifact, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
+    trainer, batch = build(name, args, artifact, device)
+    model = trainer.model
     static = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
     for _ in range(3):
-        step(model, optimizer, precision, batch, labels, scaler)
+        step(trainer, batch)
     result = {"peak_rss_mb": peak_rss_mb()}
     if device.type == "cuda":
         result["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20

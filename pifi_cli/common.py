@@ -17,7 +17,10 @@ out_console = Console()  # results
 
 def fail(message: str) -> None:
     """Print pifi's one-line error (``error: what went wrong; how to fix it``)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: "pip install 'pifi[lora]'" must not be read as rich markup
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def say(text: str) -> None:

@@ -37,7 +37,7 @@ def train(
     max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", help="Use only the first N validation/test examples.")] = D("max_eval_samples"),
     slm: Annotated[str, typer.Option("--slm", help="Small LM: Hub id or local folder (BERT, RoBERTa, DeBERTa-V3, ELECTRA, MiniLM, SmolLM2...).")] = D("slm"),
     layer_artifact: Annotated[Optional[list[str]], typer.Option("--layer-artifact", help="The LLM layer: artifact file from `pifi extract`, or a cache key (org/name:-1). Repeat to plug several layers in that order (same hidden size).")] = None,
-    method: Annotated[str, typer.Option("--method", help="pifi (SLM + frozen LLM layer) or base (the SLM alone).")] = D("method"),
+    method: Annotated[str, typer.Option("--method", help="pifi (SLM + frozen LLM layer), base (the SLM alone) or lora (the SLM with LoRA adapters; pifi[lora]).")] = D("method"),
     plug: Annotated[str, typer.Option("--plug", help="cls: only the pooled vector goes through the layer (the paper); sequence: every token.")] = D("plug"),
     attention: Annotated[str, typer.Option("--attention", help="With --plug sequence: bidirectional or causal.")] = D("attention"),
     post_norm: Annotated[bool, typer.Option("--post-norm/--no-post-norm", help="Apply the LLM's final norm after the layer (off in the paper).")] = D("post_norm"),
@@ -58,6 +58,17 @@ def train(
     num_workers: Annotated[int, typer.Option("--num-workers", help="DataLoader worker processes.")] = D("num_workers"),
     output_dir: Annotated[Optional[str], typer.Option("--output-dir", help="Run directory (default runs/<task>-<method>-<time>).")] = D("output_dir"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = D("overwrite"),
+    # ablations and paper-faithful data (TrainConfig's block of the same name)
+    layer_init: Annotated[str, typer.Option("--layer-init", help="artifact, or random: the artifact's shape and config with its architecture's own init, seeded (Table 5, PiFi-Random).")] = D("layer_init"),
+    train_layer: Annotated[bool, typer.Option("--train-layer", help="Train the LLM layer too, in fp32 (Table 11); the checkpoint then holds the layer.")] = D("train_layer"),
+    lora_r: Annotated[int, typer.Option("--lora-r", help="--method lora: LoRA rank (Table 18).")] = D("lora_r"),
+    lora_alpha: Annotated[int, typer.Option("--lora-alpha", help="--method lora: LoRA alpha.")] = D("lora_alpha"),
+    lora_dropout: Annotated[float, typer.Option("--lora-dropout", help="--method lora: LoRA dropout.")] = D("lora_dropout"),
+    lora_targets: Annotated[Optional[str], typer.Option("--lora-targets", help="--method lora: comma-separated module names (default: peft's for the SLM).")] = D("lora_targets"),
+    train_fraction: Annotated[Optional[float], typer.Option("--train-fraction", help="Train on a seeded, stratified share of the training set (Table 19).")] = D("train_fraction"),
+    extra_test: Annotated[Optional[list[str]], typer.Option("--extra-test", help="Also test the best epoch on this built-in task or local file (repeatable; labels matched by name; Table 3).")] = None,
+    clean_text: Annotated[str, typer.Option("--clean-text", help="auto (html for the paper's classification tasks, none for entailment and local files), html (the authors' BeautifulSoup cleaning; pifi[paper]) or none.")] = D("clean_text"),
+    split_seed: Annotated[int, typer.Option("--split-seed", help="Seed of the train/validation split: the same for every --seed, as the paper.")] = D("split_seed"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last finished epoch (its saved options are used).")] = False,
     report_to: Annotated[Optional[list[str]], typer.Option("--report-to", help="Experiment trackers (as transformers' report_to): none, all, tensorboard, wandb, mlflow; repeatable.")] = None,
     slm_random_init: Annotated[bool, typer.Option("--slm-random-init", hidden=True, help="Random SLM weights (benchmarks).")] = False,
@@ -86,6 +97,7 @@ def _train_config(ctx: typer.Context, options: dict) -> TrainConfig:
     """TrainConfig from the options (and the --config file, which only the flags actually given override)."""
     converted = {**options, "slm_pretrained": not options["slm_random_init"],
                  "layer_artifact": list(options["layer_artifact"] or []) or None,
+                 "extra_test": list(options["extra_test"] or []) or None,
                  "report_to": list(options["report_to"] or []) or D("report_to"),
                  "epochs": D("epochs") if options["epochs"] is None else options["epochs"]}
     if options["config_file"] is None:
@@ -170,6 +182,9 @@ def _print_results(results: list) -> None:
         table.add_row("mean ± std", "", cell("validation_accuracy"), cell("validation_macro_f1"), cell("test_accuracy"),
                       cell("test_macro_f1"), str(results[0].run_dir.parent))
     out_console.print(table)
+    for r in results:  # --extra-test sets (domain shift)
+        for name, split in (r.metrics["final"].get("extra_tests") or {}).items():
+            say(f"seed {r.seed} extra test {name}: acc {100 * split['accuracy']:.2f}  F1 {100 * split['macro_f1']:.2f}")
 
 
 def predict(
@@ -213,27 +228,33 @@ def report(
     run_dirs: Annotated[list[str], typer.Argument(help="Run directories, seed sweeps, or folders holding them.")],
     plot: Annotated[Optional[str], typer.Option("--plot", help="Where to write the validation-curve PNG (default pifi-report.png; needs matplotlib).")] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not draw the PNG.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    output_format: Annotated[Optional[str], typer.Option("--format", help="Print the rows as md, csv, latex or json instead of a table.")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Also a paired bootstrap over test examples with N resamples (vs the base, runs paired by seed).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Compare runs: base vs pifi, mean ± std over seeds, validation curves."""
-    import dataclasses
-    import json
-
+    """Compare runs: base vs pifi, mean ± std over seeds, Welch p-value and 95 % CI, extra test sets, curves."""
     from rich.table import Table
 
-    from pifi_train.report import GROUP_FIELDS, build_report
+    from pifi_extract.errors import ConfigError
+    from pifi_train.report import FORMATS, build_report, render, table_cells
 
-    result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"), plot_required=plot is not None)
-    if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(r) for r in result.rows], indent=2))
+    fmt = "json" if as_json else output_format
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    if bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be at least 0, got {bootstrap}")
+    result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"),
+                          plot_required=plot is not None, bootstrap=bootstrap)
+    if fmt is not None:
+        typer.echo(render(result.rows, fmt))
         return
-    table = Table(title="pifi report (accuracy / macro-F1 in %, mean ± std over seeds)", title_justify="left")
-    for col in (*GROUP_FIELDS, "split", "seeds", "accuracy", "macro-F1", "Δ acc vs base"):
-        table.add_column(col, justify="right" if col in ("seeds", "accuracy", "macro-F1", "Δ acc vs base") else "left")
-    for row in result.rows:
-        delta = f"{100 * row.delta_vs_base:+.2f}" if row.delta_vs_base is not None else ""
-        table.add_row(*row.group, row.split, str(len(row.seeds)), f"{100 * row.accuracy_mean:.2f} ± {100 * row.accuracy_std:.2f}",
-                      f"{100 * row.macro_f1_mean:.2f} ± {100 * row.macro_f1_std:.2f}", delta)
+    header, cells = table_cells(result.rows)
+    table = Table(title="pifi report (accuracy / macro-F1 in %, mean ± std over seeds; Δ, p and CI vs base)",
+                  title_justify="left")
+    for col in header:
+        table.add_column(col, justify="left" if col in (*header[:8],) else "right")
+    for row in cells:
+        table.add_row(*row)
     out_console.print(table)
     for skipped in result.skipped:
         out_console.print(f"[yellow]unfinished, skipped:[/] {skipped}", highlight=False, soft_wrap=True)

@@ -3,7 +3,8 @@
 Layout of one run::
 
     config.json                 every option, the artifact reference and sha256, versions, labels
-    metrics.json                per-epoch and final metrics (see pifi_train.metrics)
+    metrics.json                per-epoch and final metrics (see pifi_train.metrics), extra test sets
+    test_predictions.json       per test set: every example's gold and predicted label id (report --bootstrap)
     checkpoint/                 the best epoch: ONLY trainable tensors (SLM, L_in, L_out, head)
         pifi_trainable.safetensors
         config.json, tokenizer files   the SLM's config and tokenizer (predict needs no download)
@@ -11,7 +12,9 @@ Layout of one run::
         last.safetensors        trainable tensors + optimizer moments + RNG state
         trainer.json            epoch, best epoch so far, optimizer groups, grad-scaler state
 
-The frozen layer is never written: predict and resume read it from the artifact.
+The frozen layer is not written: predict and resume read it from the artifact (a random layer,
+``--layer-init random``, is rebuilt from the run's seed). With ``--train-layer`` the layer trains, so
+the checkpoint DOES hold its tensors (``config.json``: ``"checkpoint_holds_layer": true``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pifi_extract.errors import ConfigError, CorruptFileError, SourceNotFoundErr
 CONFIG = "config.json"
 METRICS = "metrics.json"
 SWEEP = "sweep.json"
+PREDICTIONS = "test_predictions.json"  # per test set: gold and predicted label id of every example
 CHECKPOINT_DIR = "checkpoint"
 WEIGHTS = "pifi_trainable.safetensors"
 STATE_DIR = "state"
@@ -113,8 +117,12 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_into(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], frozen_prefix: str = "layer.") -> None:
-    """Load trainable tensors strictly: every key but the frozen layer's must be present."""
-    expected = {k for k in model.state_dict() if not k.startswith(frozen_prefix)}
+    """Load trainable tensors strictly: every key but the frozen layer's must be present (the layer's
+    too when the model trains it: ``trainable_state_dict``)."""
+    if hasattr(model, "trainable_state_dict"):
+        expected = set(model.trainable_state_dict())
+    else:
+        expected = {k for k in model.state_dict() if not k.startswith(frozen_prefix)}
     missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
     if missing or unexpected:
         raise CorruptFileError(f"checkpoint does not match the model: missing {missing[:3]}, "

@@ -62,6 +62,17 @@ class TrainConfig:
     num_workers: int = 0
     output_dir: str | None = None
     overwrite: bool = False
+    # ablations and paper-faithful data
+    layer_init: str = "artifact"  # artifact | random (Table 5, PiFi-Random: the architecture's own init, seeded)
+    train_layer: bool = False  # Table 11: the layer trains (fp32) and the checkpoint holds it
+    lora_r: int = 8  # --method lora (Table 18): peft LoRA on the SLM, the same head
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_targets: str | None = None  # comma-separated module names; None: peft's default for the SLM
+    train_fraction: float | None = None  # Table 19: a seeded, stratified share of the training set
+    extra_test: list[str] | None = None  # Table 3: more test sets (built-in tasks or local files)
+    clean_text: str = "auto"  # auto (html for the paper's classification tasks, none otherwise) | html | none
+    split_seed: int = 2023  # seeds the train/validation split; --seed varies training only (as the paper)
     # tracking
     report_to: list[str] = field(default_factory=lambda: ["none"])  # none | all | tensorboard, wandb, mlflow
 
@@ -82,7 +93,8 @@ class TrainConfig:
     def model_options(self) -> ModelOptions:
         from .model import ModelOptions
 
-        return ModelOptions(self.method, self.plug, self.attention, self.post_norm, self.pooling, self.dropout)
+        return ModelOptions(self.method, self.plug, self.attention, self.post_norm, self.pooling, self.dropout,
+                            self.train_layer)
 
     def validate(self) -> None:
         """Cheap checks of option values and combinations (files and models are checked when loaded)."""
@@ -101,8 +113,22 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0 or not 0 <= self.label_smoothing < 1:
             raise ConfigError("--lr and --grad-clip must be > 0, --weight-decay >= 0, --label-smoothing in [0, 1)")
+        self.validate_ablations()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def validate_ablations(self) -> None:
+        from .clean import resolve_cleaning
+
+        resolve_cleaning(self.clean_text, self.task)
+        if self.layer_init not in LAYER_INITS:
+            raise ConfigError(f"--layer-init must be one of {', '.join(LAYER_INITS)}, got {self.layer_init!r}")
+        if self.method != "pifi" and (self.layer_init != "artifact" or self.train_layer):
+            raise ConfigError("--layer-init random and --train-layer need --method pifi")
+        if self.train_fraction is not None and not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
+        if self.lora_r < 1 or self.lora_alpha < 1 or not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError("--lora-r and --lora-alpha must be at least 1, --lora-dropout in [0, 1)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +140,7 @@ class TrainConfig:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LAYER_INITS = ("artifact", "random")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class TaskData:
     validation: Examples
     test: Examples | None
     source: dict[str, Any] = field(default_factory=dict)
+    extra_tests: dict[str, Examples] = field(default_factory=dict)  # --extra-test name -> examples (run label ids)
 
     @property
     def num_labels(self) -> int:
@@ -101,9 +102,15 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def require_columns(rows: list[dict[str, Any]], names: Sequence[str], path: Path) -> None:
+    """Refuse a table whose header lacks one of ``names`` (listing the columns it has)."""
+    for name in names:
+        if name not in rows[0]:
+            raise ConfigError(f"{path} has no column {name!r}", f"its columns: {', '.join(map(str, rows[0]))}")
+
+
 def _column(rows: list[dict[str, Any]], name: str, path: Path) -> list[Any]:
-    if name not in rows[0]:
-        raise ConfigError(f"{path} has no column {name!r}", f"its columns: {', '.join(map(str, rows[0]))}")
+    require_columns(rows, [name], path)
     values = []
     for number, row in enumerate(rows, 1):
         if row.get(name) is None:

@@ -31,6 +31,7 @@ from pifi_extract.errors import ConfigError, CorruptFileError
 
 from .config import ProgressCallback, TrainConfig
 from .demo_assets import find_assets
+from .stats import mean_std
 
 LABELS = ("fresh", "rotten")
 SPLIT_SEED = 2023
@@ -91,7 +92,7 @@ class MethodResult:
 
     @staticmethod
     def stat(values: list[float]) -> tuple[float, float]:
-        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+        return mean_std(values)
 
 
 @dataclass
@@ -205,29 +206,15 @@ def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int) 
 
 def plot_curves(methods: list[MethodResult], path: Path) -> Path | None:
     """Validation accuracy per epoch (mean over seeds) of each configuration; None without matplotlib."""
-    try:
-        import matplotlib
+    from .curves import plot_validation_curves
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    curves = {f"{m.label if m.name == 'base' else f'MiniLM {m.label}'} (seeds: {len(m.curves)})": m.curves
+              for m in methods}
+    try:
+        return plot_validation_curves(curves, path, "pifi demo: Rotten Tomatoes, MiniLM-L6 ± the last "
+                                      "SmolLM2-135M layer", size=(6.5, 4.2), legend_size=8)
+    except ConfigError:
         return None
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for m in methods:
-        epochs = min(len(c) for c in m.curves)
-        mean = [100 * statistics.fmean(c[i] for c in m.curves) for i in range(epochs)]
-        label = m.label if m.name == "base" else f"MiniLM {m.label}"
-        ax.plot(range(1, epochs + 1), mean, marker="o", label=f"{label} (seeds: {len(m.curves)})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("pifi demo: Rotten Tomatoes, MiniLM-L6 ± the last SmolLM2-135M layer", fontsize=9)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def run_demo(

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from pifi_extract.architectures import ArchSpec, arch_for_config, import_object
-from pifi_extract.errors import ArtifactError, ConfigError, LayerIndexError
+from pifi_extract.errors import ArtifactError, ConfigError
+from pifi_extract.plan import resolve_layer_index
 
 from .masks import build_alibi, build_layer_mask, layer_type_of
 
@@ -47,16 +48,13 @@ class FrozenLayer(nn.Module):
         layer: nn.Module,
         rotary_emb: nn.Module | None,
         final_norm: nn.Module | None,
-        apply_final_norm: bool = False,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.config = config
         self._layer_index = layer_index
         self.layer = layer
-        self.final_norm = final_norm
-        # When True, forward() applies the model's final norm after the layer (--post-norm).
-        self.apply_final_norm = apply_final_norm
+        self.final_norm = final_norm  # applied by the model (--post-norm) through norm()
         # The rotary module is held outside the module tree: its inv_freq buffers must stay fp32
         # (a parent's .half()/.to(bfloat16) would otherwise round them); forward moves it to the
         # input's device when needed.
@@ -102,7 +100,7 @@ class FrozenLayer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"model_type={self.model_type}, layer_index={self.layer_index}, "
-            f"attn={self.config._attn_implementation}, apply_final_norm={self.apply_final_norm}"
+            f"attn={self.config._attn_implementation}"
         )
 
     # -- compute ------------------------------------------------------------------------------
@@ -139,8 +137,6 @@ class FrozenLayer(nn.Module):
         out = self.layer(x, **kwargs)
         if self.spec.returns_tuple:
             out = out[0]
-        if self.apply_final_norm:
-            out = self.norm(out)
         return out.to(input_dtype)
 
     def norm(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -185,7 +181,6 @@ def build_frozen_layer(
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
     attn_implementation: str | None = None,
-    apply_final_norm: bool = False,
 ) -> FrozenLayer:
     """Rebuild layer ``layer_index`` of the model described by ``config`` from its tensors.
 
@@ -195,13 +190,7 @@ def build_frozen_layer(
     """
     cfg = make_config(config)
     spec = arch_for_config({"model_type": cfg.model_type})
-    num_layers = int(getattr(cfg, spec.num_layers_attr))
-    if not -num_layers <= layer_index < num_layers:
-        raise LayerIndexError(
-            f"layer {layer_index} is out of range: the model has {num_layers} layers",
-            f"use an index in {-num_layers}..{num_layers - 1}",
-        )
-    layer_index %= num_layers
+    layer_index = resolve_layer_index(layer_index, int(getattr(cfg, spec.num_layers_attr)))
     attn = attn_implementation or spec.attn_implementation
     if attn not in ATTN_IMPLEMENTATIONS:
         raise ConfigError(f"unsupported attention implementation {attn!r}", f"use one of {ATTN_IMPLEMENTATIONS}")
@@ -224,7 +213,7 @@ def build_frozen_layer(
     rotary = None
     if spec.rotary_class is not None:
         rotary = import_object(spec.rotary_class)(config=cfg).to(device)
-    return FrozenLayer(spec, cfg, layer_index, layer, rotary, final_norm, apply_final_norm)
+    return FrozenLayer(spec, cfg, layer_index, layer, rotary, final_norm)
 
 
 def _assign(
@@ -265,7 +254,6 @@ def load_layer(
     verify: bool = True,
     *,
     attn_implementation: str | None = None,
-    apply_final_norm: bool = False,
 ) -> FrozenLayer:
     """The frozen layer stored in a pifi artifact file (its data sha256 checked when ``verify``)."""
     from pifi_extract.artifact import load_artifact_tensors, read_artifact
@@ -280,5 +268,4 @@ def load_layer(
         device=device,
         dtype=dtype,
         attn_implementation=attn_implementation,
-        apply_final_norm=apply_final_norm,
     )

@@ -22,10 +22,10 @@ class FrozenStack(nn.Module):
     """Frozen layers applied in order: ``(B, T, H) -> (B, T, H)``, always in eval mode.
 
     Every layer sees the same padding mask, positions and ``causal`` flag. The final norm
-    (``--post-norm``) is the LAST layer's model's, applied once after the last layer.
+    (``--post-norm``, applied by the model through :meth:`norm`) is the LAST layer's model's.
     """
 
-    def __init__(self, layers: Sequence[FrozenLayer], apply_final_norm: bool = False) -> None:
+    def __init__(self, layers: Sequence[FrozenLayer]) -> None:
         super().__init__()
         if len(layers) < 2:
             raise ConfigError(f"a frozen stack needs at least two layers, got {len(layers)}")
@@ -34,7 +34,6 @@ class FrozenStack(nn.Module):
             raise ConfigError(f"the frozen layers have different hidden sizes ({', '.join(map(str, sizes))})",
                               "every --layer-artifact must have the same hidden size")
         self.layers = nn.ModuleList(layers)
-        self.apply_final_norm = apply_final_norm
         for param in self.parameters():
             param.requires_grad_(False)
         super().train(False)
@@ -65,7 +64,7 @@ class FrozenStack(nn.Module):
         return super().train(False)
 
     def extra_repr(self) -> str:
-        return f"num_layers={len(self.layers)}, apply_final_norm={self.apply_final_norm}"
+        return f"num_layers={len(self.layers)}"
 
     def forward(
         self,
@@ -79,8 +78,6 @@ class FrozenStack(nn.Module):
         x = hidden_states  # (B, T, H)
         for layer in self.layers:
             x = layer(x, attention_mask, causal=causal, position_ids=position_ids)  # (B, T, H)
-        if self.apply_final_norm:
-            x = self.norm(x.to(self.dtype)).to(hidden_states.dtype)
         return x
 
     def norm(self, hidden_states: torch.Tensor) -> torch.Tensor:

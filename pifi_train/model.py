@@ -5,7 +5,10 @@ baseline). ``plug="cls"`` (the paper) sends only the pooled vector through the
 layer as a length-1 sequence; ``plug="sequence"`` sends every token (padding mask,
 positions 0..T-1, causal or bidirectional attention) and pools afterwards.
 The frozen layer never trains: no gradients for its parameters, always in eval
-mode, kept in its own dtype while gradients flow through it.
+mode, kept in its own dtype while gradients flow through it. Ablations (Tables 5, 11, 18):
+``train_layer=True`` makes its parameters trainable (still in eval mode: no dropout) and
+puts them into :meth:`PifiModel.trainable_state_dict`; ``method="lora"`` is the base model
+whose SLM :func:`pifi_train.ablations.apply_lora` wraps with adapters.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
     from .frozen_layer import FrozenLayer
     from .frozen_stack import FrozenStack
 
-METHODS = ("pifi", "base")
+METHODS = ("pifi", "base", "lora")  # lora: the SLM with peft LoRA adapters, no layer (Table 18)
 PLUGS = ("cls", "sequence")
 ATTENTIONS = ("bidirectional", "causal")
 POOLINGS = ("auto", "first", "last")
@@ -39,6 +42,7 @@ class ModelOptions:
     post_norm: bool = False
     pooling: str = "auto"
     dropout: float = 0.2
+    train_layer: bool = False  # Table 11: the layer trains too (and is saved with the checkpoint)
 
     def __post_init__(self) -> None:
         for name, allowed in (("method", METHODS), ("plug", PLUGS), ("attention", ATTENTIONS),
@@ -113,7 +117,7 @@ class PifiModel(nn.Module):
             self.layer = layer
             self.l_out = nn.Linear(int(layer.hidden_size), hidden, bias=False)
             for param in self.layer.parameters():
-                param.requires_grad_(False)
+                param.requires_grad_(options.train_layer)
             self.layer.eval()
         self.head = nn.Sequential(
             nn.Linear(hidden, hidden), nn.Dropout(options.dropout), nn.GELU(), nn.Linear(hidden, num_labels)
@@ -172,7 +176,10 @@ class PifiModel(nn.Module):
         return self.head(self.l_out(y))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Every tensor of the state dict except the frozen layer's (what a checkpoint holds)."""
+        """Every tensor of the state dict except the frozen layer's (what a checkpoint holds);
+        with ``train_layer`` the layer's tensors too."""
+        if self.options.train_layer:
+            return dict(self.state_dict())
         return {k: v for k, v in self.state_dict().items() if not k.startswith("layer.")}
 
     @classmethod
@@ -196,4 +203,6 @@ class PifiModel(nn.Module):
         save_pretrained(self, folder, **kw)
 
     def frozen_parameter_names(self) -> list[str]:
-        return [f"layer.{name}" for name, _ in self.layer.named_parameters()] if self.has_layer else []
+        if not self.has_layer or self.options.train_layer:
+            return []
+        return [f"layer.{name}" for name, _ in self.layer.named_parameters()]

@@ -16,9 +16,10 @@ from pifi_extract.errors import ArtifactError, ConfigError
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .config import Precision, TrainConfig, resolve_precision
-from .data import Examples, label_key, read_table
-from .layer_ref import artifact_references, describe_artifact, load_frozen_layers, recorded_layers
+from .data import Examples, label_key, read_table, require_columns
+from .layer_ref import artifact_references, describe_artifact, recorded_layers
 from .model import PifiModel
+from .runner import build_model
 from .slm import load_slm, load_slm_config, load_tokenizer
 from .tasks import get_task
 from .trainer import infer
@@ -92,11 +93,10 @@ def load_run(run_dir: str | Path, device: str = "auto",
     precision = resolve_precision("auto", ctx.device)
     folder = str(run_dir / ckpt.CHECKPOINT_DIR)
     slm = load_slm(folder, load_slm_config(folder), pretrained=False)
-    frozen = None
-    if options.method == "pifi":
-        frozen = load_frozen_layers(_layers_for(record, layer_artifact), ctx.device, precision.layer_dtype)
+    layers = _layers_for(record, layer_artifact) if options.method == "pifi" else None
     labels = list(record["labels"])
-    model = PifiModel(slm, len(labels), options.model_options(), frozen)
+    # the run's ablations as it trained: a random layer from its seed, a trained layer, LoRA adapters
+    model = build_model(options, slm, len(labels), layers, ctx.device, precision.layer_dtype, int(record["seed"]))
     ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))
     model.to(ctx.device).eval()
     return LoadedRun(run_dir, record, options, model, load_tokenizer(folder), labels, ctx, precision)
@@ -141,9 +141,7 @@ def read_inputs(path: str | Path, run: LoadedRun) -> tuple[list[str], list[str] 
         text_column, pair_column, label_column = spec.text_column, spec.text_pair_column, spec.label_column
     else:
         label_column = options.label_column
-    for column in filter(None, (text_column, pair_column)):
-        if column not in rows[0]:
-            raise ConfigError(f"{path} has no column {column!r}", f"its columns: {', '.join(map(str, rows[0]))}")
+    require_columns(rows, [c for c in (text_column, pair_column) if c], path)
     texts = [str(r[text_column]) for r in rows]
     pairs = [str(r[pair_column]) for r in rows] if pair_column else None
     labels = None

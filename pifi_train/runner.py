@@ -9,7 +9,6 @@ for each seed plus ``sweep.json`` (options, then the per-seed summary).
 from __future__ import annotations
 
 import platform
-import statistics
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
@@ -22,11 +21,15 @@ from pifi_extract.errors import ArtifactError, ConfigError
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from .ablations import apply_lora, randomize_layer
 from .config import ProgressCallback, TrainConfig, resolve_precision
+from .clean import clean_texts, resolve_cleaning
 from .data import TaskData, load_local_task
+from .extra_tests import load_extra_test, stratified_fraction
 from .layer_ref import describe_artifacts, layer_record, load_frozen_layers, recorded_layers
 from .model import PifiModel
 from .slm import load_slm, load_slm_config, load_tokenizer
+from .stats import mean_std
 from .tasks import load_builtin_task
 from .trainer import Trainer, TrainState
 
@@ -51,21 +54,36 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def load_task(config: TrainConfig, seed: int) -> TaskData:
-    """The run's data (built-in task or local files), truncated by --max-*-samples."""
+def load_task(config: TrainConfig, seed: int | None = None) -> TaskData:
+    """The run's data (built-in task or local files), split with ``config.split_seed`` (the same split for
+    every seed, as the paper; ``seed`` is kept for callers), cleaned (--clean-text), reduced by
+    --train-fraction and --max-*-samples, plus the --extra-test sets."""
+    split_seed = config.split_seed
     if config.task is not None:
-        data = load_builtin_task(config.task, seed)
+        data = load_builtin_task(config.task, split_seed)
     else:
         data = load_local_task(
             Path(config.train_file), Path(config.validation_file) if config.validation_file else None,
             Path(config.test_file) if config.test_file else None, config.text_column, config.text_pair_column,
-            config.label_column, config.validation_fraction, seed)
+            config.label_column, config.validation_fraction, split_seed)
+    data.extra_tests = {ref: load_extra_test(ref, config, data.label_names) for ref in config.extra_test or []}
+    if config.train_fraction is not None:
+        data.train = stratified_fraction(data.train, config.train_fraction, split_seed)
     if config.max_train_samples:
         data.train = data.train.subset(range(min(config.max_train_samples, len(data.train))))
     if config.max_eval_samples:
         data.validation = data.validation.subset(range(min(config.max_eval_samples, len(data.validation))))
+        first_n = lambda e: e.subset(range(min(config.max_eval_samples, len(e))))  # noqa: E731
         if data.test is not None:
-            data.test = data.test.subset(range(min(config.max_eval_samples, len(data.test))))
+            data.test = first_n(data.test)
+        data.extra_tests = {name: first_n(e) for name, e in data.extra_tests.items()}
+    cleaning = resolve_cleaning(config.clean_text, config.task)
+    for examples in [data.train, data.validation, data.test, *data.extra_tests.values()]:
+        if examples is not None:
+            examples.texts = clean_texts(examples.texts, cleaning)
+            if examples.pairs is not None:
+                examples.pairs = clean_texts(examples.pairs, cleaning)
+    data.source = {**data.source, "clean_text": cleaning, "split_seed": split_seed}
     if len(data.train) < config.batch_size:
         raise ConfigError(f"the training set has {len(data.train)} examples, fewer than one batch "
                           f"(--batch-size {config.batch_size}; the last partial batch is dropped)")
@@ -89,10 +107,14 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
                 "pooling": model.pooling},
         "data": data.source, "labels": data.label_names, "text_pairs": data.train.pairs is not None,
         "num_examples": {"train": len(data.train), "validation": len(data.validation),
-                         "test": len(data.test) if data.test is not None else 0},
+                         "test": len(data.test) if data.test is not None else 0,
+                         **{f"extra_test:{name}": len(e) for name, e in data.extra_tests.items()}},
+        # --train-layer: the layer trained, so checkpoint/ holds its tensors (predict does not need the artifact's)
+        "checkpoint_holds_layer": model.options.train_layer,
         "parameters": {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                        "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
-        "device": str(ctx.device), "world_size": ctx.world_size, "precision": precision.describe(),
+        "device": str(ctx.device), "world_size": ctx.world_size,
+        "precision": {**precision.describe(), **({"layer_dtype": "float32"} if config.train_layer else {})},
         "versions": versions(), "created": datetime.now().isoformat(timespec="seconds"),
     }
 
@@ -133,8 +155,7 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
                                     f"(sha256 {identity.sha256[:12]}… vs {str(entry.get('sha256'))[:12]}…)")
     torch.manual_seed(seed)
     slm = load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
-    frozen = load_frozen_layers(layer, ctx.device, inputs.precision.layer_dtype) if layer is not None else None
-    model = PifiModel(slm, data.num_labels, config.model_options(), frozen).to(ctx.device)
+    model = build_model(config, slm, data.num_labels, layer, ctx.device, inputs.precision.layer_dtype, seed)
     trainer = Trainer(model, data, inputs.tokenizer, config, seed, ctx, inputs.precision, run_dir, progress)
     state, metrics = TrainState(), {"seed": seed, "labels": data.label_names, "epochs": [], "best_epoch": 0}
     if resume and (run_dir / ckpt.STATE_DIR / "trainer.json").is_file():
@@ -154,6 +175,24 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
     return RunResult(run_dir, seed, trainer.fit(metrics, state))
 
 
+def build_model(config: TrainConfig, slm: Any, num_labels: int, layer: Any, device: torch.device,
+                layer_dtype: torch.dtype, seed: int) -> PifiModel:
+    """The run's model with its ablations: a random layer (--layer-init random, seeded by ``seed``),
+    a trainable fp32 layer (--train-layer), LoRA adapters on the SLM (--method lora)."""
+    frozen = None
+    if layer is not None:
+        dtype = torch.float32 if config.train_layer else layer_dtype  # a trained layer keeps fp32 masters
+        if config.layer_init == "random":  # initialised on the CPU in fp32: the same layer on every device
+            frozen = randomize_layer(load_frozen_layers(layer, torch.device("cpu"), torch.float32), seed)
+            frozen = frozen.to(device=device, dtype=dtype)
+        else:
+            frozen = load_frozen_layers(layer, device, dtype)
+    model = PifiModel(slm, num_labels, config.model_options(), frozen)
+    if config.method == "lora":
+        apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    return model.to(device)
+
+
 def summarize_seeds(results: list[RunResult]) -> dict[str, Any]:
     """Mean and (sample) standard deviation of the final metrics over seeds."""
     summary: dict[str, Any] = {"seeds": [r.seed for r in results]}
@@ -161,9 +200,14 @@ def summarize_seeds(results: list[RunResult]) -> dict[str, Any]:
         for key in ("accuracy", "macro_f1"):
             values = [r.metrics["final"][split][key] for r in results if r.metrics["final"].get(split)]
             if values:
-                summary[f"{split}_{key}"] = {"mean": statistics.fmean(values),
-                                             "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                                             "values": values}
+                mean, std = mean_std(values)
+                summary[f"{split}_{key}"] = {"mean": mean, "std": std, "values": values}
+    extra_names = sorted({name for r in results for name in r.metrics["final"].get("extra_tests", {})})
+    for name in extra_names:  # --extra-test sets: accuracy over seeds
+        values = [r.metrics["final"]["extra_tests"][name]["accuracy"] for r in results
+                  if name in r.metrics["final"].get("extra_tests", {})]
+        mean, std = mean_std(values)
+        summary.setdefault("extra_tests", {})[name] = {"accuracy": {"mean": mean, "std": std, "values": values}}
     return summary
 
 
@@ -208,7 +252,7 @@ def run_classification(config: TrainConfig, progress: ProgressCallback | None = 
         results = []
         for i, seed in enumerate(seeds):
             run_dir = out if len(seeds) == 1 else out / f"seed-{seed}"
-            data = first if i == 0 else load_task(config, seed)
+            data = first  # the split does not depend on the seed (--split-seed)
             results.append(_train_seed(inputs, seed, data, run_dir, resume, progress))
         if len(seeds) > 1 and ctx.is_main:
             sweep = ckpt.read_json(out / ckpt.SWEEP)

@@ -62,9 +62,10 @@ def infer(model: PifiModel, examples: Examples, tokenizer: Any, max_length: int,
     return torch.tensor([i for i, _ in rows], dtype=torch.long), probs
 
 
-def evaluate(model: PifiModel, examples: Examples, label_names: Sequence[str], tokenizer: Any,
-             config: TrainConfig, ctx: dist.DistContext, precision: Precision) -> dict[str, Any]:
-    """Metrics of a whole split plus its mean cross-entropy (no smoothing)."""
+def evaluate_with_predictions(model: PifiModel, examples: Examples, label_names: Sequence[str], tokenizer: Any,
+                              config: TrainConfig, ctx: dist.DistContext, precision: Precision
+                              ) -> tuple[dict[str, Any], list[int]]:
+    """(metrics of a whole split plus its mean cross-entropy (no smoothing), predicted label id per example)."""
     batch_size = config.eval_batch_size or config.batch_size
     _, probs = infer(model, examples, tokenizer, config.max_length, batch_size, ctx, precision)
     labels = torch.tensor(examples.labels, dtype=torch.long)  # (N,)
@@ -72,7 +73,13 @@ def evaluate(model: PifiModel, examples: Examples, label_names: Sequence[str], t
     metrics = compute_metrics(examples.labels, predictions, label_names).to_dict()
     picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)  # (N,)
     metrics["loss"] = float(-picked.log().mean()) if len(labels) else 0.0
-    return metrics
+    return metrics, predictions
+
+
+def evaluate(model: PifiModel, examples: Examples, label_names: Sequence[str], tokenizer: Any,
+             config: TrainConfig, ctx: dist.DistContext, precision: Precision) -> dict[str, Any]:
+    """Metrics of a whole split plus its mean cross-entropy (no smoothing)."""
+    return evaluate_with_predictions(model, examples, label_names, tokenizer, config, ctx, precision)[0]
 
 
 @dataclass
@@ -103,9 +110,10 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             # The frozen layer is identical on every rank: do not broadcast it.
+            frozen = not model.options.train_layer
             DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                model, [n for n, _ in model.named_parameters() if n.startswith("layer.")]
-                + [n for n, _ in model.named_buffers() if n.startswith("layer.")])
+                model, [n for n, _ in model.named_parameters() if frozen and n.startswith("layer.")]
+                + [n for n, _ in model.named_buffers() if frozen and n.startswith("layer.")])
             # find_unused_parameters: an SLM's pooler (BERT) never gets a gradient.
             self.network = DistributedDataParallel(
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
@@ -124,24 +132,30 @@ class Trainer:
         self._emit(kind="epoch_start", epoch=epoch, steps=len(batches))
         total, seen, start = 0.0, 0, time.perf_counter()
         for step, batch in enumerate(loader, 1):
-            batch.pop("index")
-            labels = batch.pop("labels").to(self.ctx.device)  # (B,)
-            with autocast(self.ctx.device, self.precision):
-                logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
-            loss = self.criterion(logits.float(), labels)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.trainable, self.config.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            total += float(loss.detach())
-            seen += len(labels)
+            loss, size = self.step(batch)
+            total += loss
+            seen += size
             rate = seen * self.ctx.world_size / max(time.perf_counter() - start, 1e-9)
-            self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=float(loss.detach()),
+            self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=loss,
                        examples_per_second=rate, lr=self.optimizer.param_groups[0]["lr"])
         elapsed = max(time.perf_counter() - start, 1e-9)
         return dist.mean(self.ctx, total / max(len(batches), 1)), seen * self.ctx.world_size / elapsed
+
+    def step(self, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
+        """One optimizer step on a collated batch: (its loss, its number of examples)."""
+        batch = dict(batch)
+        batch.pop("index", None)
+        labels = batch.pop("labels").to(self.ctx.device)  # (B,)
+        with autocast(self.ctx.device, self.precision):
+            logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
+        loss = self.criterion(logits.float(), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_(self.trainable, self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach()), len(labels)
 
     def _evaluate(self, examples: Examples) -> dict[str, Any]:
         return evaluate(self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx,
@@ -178,12 +192,23 @@ class Trainer:
         """Reload the best epoch's tensors and evaluate validation and test with them."""
         weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
         ckpt.load_into(self.model, ckpt.load_tensors(weights))
-        test = self._evaluate(self.data.test) if self.data.test is not None and len(self.data.test) else None
+        tests = {"test": self.data.test} if self.data.test is not None and len(self.data.test) else {}
+        tests.update(getattr(self.data, "extra_tests", {}) or {})
+        results, per_example = {}, {}
+        for name, examples in tests.items():  # the best epoch on every test set (--extra-test: Table 3)
+            results[name], predicted = evaluate_with_predictions(
+                self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx, self.precision)
+            per_example[name] = {"labels": list(examples.labels), "predictions": predicted}
         best = next(e for e in metrics["epochs"] if e["epoch"] == state.best_epoch)
-        metrics["final"] = {"best_epoch": state.best_epoch, "validation": best["validation"], "test": test}
+        metrics["final"] = {"best_epoch": state.best_epoch, "validation": best["validation"],
+                            "test": results.pop("test", None)}
+        if results:
+            metrics["final"]["extra_tests"] = results
         metrics["complete"] = True
         if self.ctx.is_main:
             ckpt.write_json(self.run_dir / ckpt.METRICS, metrics)
+            if per_example:  # for `pifi report --bootstrap` (paired over test examples)
+                ckpt.write_json(self.run_dir / ckpt.PREDICTIONS, per_example)
         dist.barrier(self.ctx)
         self._emit(kind="run_end", epoch=state.best_epoch, metrics=metrics["final"])
         return metrics

@@ -148,12 +148,12 @@ def test_exact_under_eager_attention_too(saved, case):
 def test_last_layer_plus_final_norm_is_the_models_last_hidden_state(saved):
     for case in CASES:
         s = saved(case)
-        frozen = s.frozen(-1, apply_final_norm=True)
+        frozen = s.frozen(-1)
         ids, mask = _tokens(seed=2)
         hidden_in, _ = s.capture(-1, ids, mask)
         with torch.no_grad():
             expected = s.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-            got = frozen(hidden_in, mask)
+            got = frozen.norm(frozen(hidden_in, mask))
         assert _max_diff(got, expected) <= TOL, case
         norm_module = s.model.get_submodule(s.spec.final_norm_prefix[:-1])
         assert type(frozen.final_norm) is type(norm_module)
