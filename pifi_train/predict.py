@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
@@ -71,9 +71,11 @@ def _layers_for(record: dict[str, Any], overrides: str | Sequence[str] | None) -
 
 
 def load_run(run_dir: str | Path, device: str = "auto",
-             layer_artifact: str | Sequence[str] | None = None) -> LoadedRun:
+             layer_artifact: str | Sequence[str] | None = None,
+             build_model: Callable[[Any, list[str], TrainConfig, Any], Any] | None = None) -> LoadedRun:
     """Rebuild the model of a finished run from its directory (best epoch's tensors); ``layer_artifact``:
-    the run's artifact(s) if they moved (one per layer, in order)."""
+    the run's artifact(s) if they moved (one per layer, in order); ``build_model(slm, labels, options,
+    frozen)``: another family's model (default: the classifier)."""
     run_dir = Path(run_dir)
     if (run_dir / ckpt.SWEEP).is_file():
         seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
@@ -90,7 +92,8 @@ def load_run(run_dir: str | Path, device: str = "auto",
     if options.method == "pifi":
         frozen = load_frozen_layers(_layers_for(record, layer_artifact), ctx.device, precision.layer_dtype)
     labels = list(record["labels"])
-    model = PifiModel(slm, len(labels), options.model_options(), frozen)
+    model = (build_model(slm, labels, options, frozen) if build_model is not None
+             else PifiModel(slm, len(labels), options.model_options(), frozen))
     ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))
     model.to(ctx.device).eval()
     return LoadedRun(run_dir, record, options, model, load_tokenizer(folder), labels, ctx, precision)

@@ -97,7 +97,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision.grad_scaler)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.collate = Collator(data.train, tokenizer, config.max_length, model.slm_inputs)
+        self.collate = self.make_collator()
         self.network: nn.Module = model
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -111,6 +111,24 @@ class Trainer:
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
                 find_unused_parameters=True)
 
+    # hooks a task family overrides (pifi_train.qa.runner): batches, loss, split metrics, model selection
+    select_metric = "accuracy"  # the validation metric that picks the best epoch
+
+    def make_collator(self) -> Any:
+        """Training batches: a callable from a list of example indices to a dict of tensors with ``index``."""
+        return Collator(self.data.train, self.tokenizer, self.config.max_length, self.model.slm_inputs)
+
+    def train_size(self) -> int:
+        """How many training items an epoch permutes (examples; QA: context windows)."""
+        return len(self.data.train)
+
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """(loss, examples) of one training batch (``index`` already removed)."""
+        labels = batch.pop("labels").to(self.ctx.device)  # (B,)
+        with autocast(self.ctx.device, self.precision):
+            logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
+        return self.criterion(logits.float(), labels), len(labels)
+
     def _emit(self, **fields: Any) -> None:
         if self.progress is not None:
             self.progress(ProgressEvent(seed=self.seed, epochs=self.config.epochs, **fields))
@@ -118,17 +136,14 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training set: (mean loss over ranks, examples per second over ranks)."""
         self.network.train()
-        batches = epoch_batches(len(self.data.train), self.config.batch_size, self.seed, epoch, self.ctx)
+        batches = epoch_batches(self.train_size(), self.config.batch_size, self.seed, epoch, self.ctx)
         loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=self.collate,
                                              num_workers=self.config.num_workers)
         self._emit(kind="epoch_start", epoch=epoch, steps=len(batches))
         total, seen, start = 0.0, 0, time.perf_counter()
         for step, batch in enumerate(loader, 1):
             batch.pop("index")
-            labels = batch.pop("labels").to(self.ctx.device)  # (B,)
-            with autocast(self.ctx.device, self.precision):
-                logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
-            loss = self.criterion(logits.float(), labels)
+            loss, count = self.batch_loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -136,7 +151,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             total += float(loss.detach())
-            seen += len(labels)
+            seen += count
             rate = seen * self.ctx.world_size / max(time.perf_counter() - start, 1e-9)
             self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=float(loss.detach()),
                        examples_per_second=rate)
@@ -155,9 +170,9 @@ class Trainer:
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
             validation = self._evaluate(self.data.validation)
-            improved = validation["accuracy"] > state.best_accuracy
+            improved = validation[self.select_metric] > state.best_accuracy
             if improved:
-                state.best_epoch, state.best_accuracy = epoch, validation["accuracy"]
+                state.best_epoch, state.best_accuracy = epoch, validation[self.select_metric]
             state.epoch_done = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "examples_per_second": rate,
                       "seconds": time.perf_counter() - start, "validation": validation, "best": improved}
