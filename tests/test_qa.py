@@ -11,7 +11,7 @@ from pifi_train.qa import metrics as qm
 from pifi_train.qa.data import QaCollator, best_answers, example_from_row, featurize, read_squad
 from train_fixtures import QA_MARKER, assets, qa_rows, tokenizer_for, train_env, write_jsonl  # noqa: F401
 
-QA_FAST = {"epochs": 4, "batch_size": 16, "lr": 3e-3, "max_length": 48, "doc_stride": 16, "dropout": 0.0}
+QA_FAST = {"epochs": 12, "batch_size": 16, "lr": 3e-3, "max_length": 48, "doc_stride": 16, "dropout": 0.0}
 
 
 # ---- metrics ----------------------------------------------------------------------------------
