@@ -31,6 +31,7 @@ class RunRecord:
     accuracy: float
     macro_f1: float
     curve: list[float]  # validation accuracy per epoch
+    metric: str = "accuracy"  # QA runs: "exact_match" (accuracy/macro_f1 then hold EM/F1)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class GroupRow:
     macro_f1_mean: float
     macro_f1_std: float
     delta_vs_base: float | None = None  # accuracy points vs the base model of the same task and SLM
+    metric: str = "accuracy"  # QA groups: "exact_match" (the accuracy/macro_f1 fields hold EM/F1)
 
 
 @dataclass
@@ -104,8 +106,9 @@ def load_record(run_dir: Path) -> RunRecord | None:
     if not final:
         return None
     split = "test" if final.get("test") else "validation"
-    return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split]["accuracy"],
-                     final[split]["macro_f1"], [e["validation"]["accuracy"] for e in metrics["epochs"]])
+    first, second = ("exact_match", "f1") if "exact_match" in final[split] else ("accuracy", "macro_f1")
+    return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split][first],
+                     final[split][second], [e["validation"][first] for e in metrics["epochs"]], first)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -121,7 +124,8 @@ def summarize(records: Sequence[RunRecord]) -> list[GroupRow]:
     for (group, split), members in groups.items():
         acc, acc_std = _mean_std([m.accuracy for m in members])
         f1, f1_std = _mean_std([m.macro_f1 for m in members])
-        rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std))
+        rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std,
+                             metric=members[0].metric))
     base = {(r.group[0], r.group[1], r.split): r.accuracy_mean for r in rows if r.group[2] == "base"}
     for row in rows:
         reference = base.get((row.group[0], row.group[1], row.split))

@@ -93,7 +93,9 @@ def split_builtin(train: list[QaExample], dev: list[QaExample], protocol: str
                   ) -> tuple[list[QaExample], list[QaExample], list[QaExample]]:
     """(train, validation, test). Both protocols train on train[:-10570]; ``standard`` selects the epoch on
     the held-out last 10,570 rows and tests on the official dev set, ``paper`` (the authors) the reverse."""
-    cut = max(len(train) - PAPER_HOLDOUT, len(train) // 2)
+    cut = len(train) - PAPER_HOLDOUT
+    if cut < 1:
+        raise ConfigError(f"the training split has {len(train)} rows; the protocol holds out the last {PAPER_HOLDOUT}")
     held = train[cut:]
     return (train[:cut], dev, held) if protocol == "paper" else (train[:cut], held, dev)
 

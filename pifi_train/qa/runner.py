@@ -9,6 +9,7 @@ best epoch's test answers (validation when there is no test split).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,7 +49,7 @@ def check_qa_options(config: TrainConfig) -> None:
     for name in ("doc_stride", "max_answer_length", "n_best"):
         if getattr(config, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-    if config.doc_stride >= qa_max_length(config) // 2:
+    if config.protocol == "standard" and config.doc_stride >= qa_max_length(config) // 2:
         raise ConfigError(f"--doc-stride {config.doc_stride} must be below half of --max-length "
                           f"{qa_max_length(config)}")
 
@@ -178,4 +179,5 @@ def run_qa(config: TrainConfig, progress: ProgressCallback | None = None,
            resume_dir: Path | None = None) -> list[RunResult]:
     """Train extractive QA runs (every seed) — the QA row of :data:`pifi_train.families.FAMILIES`."""
     check_qa_options(config)
-    return run_pipeline(config, progress, resume_dir, QA)
+    # the span model always sends every token through the layer: recorded as such (pifi report groups by it)
+    return run_pipeline(dataclasses.replace(config, plug="sequence"), progress, resume_dir, QA)
