@@ -205,3 +205,19 @@ def test_v2_no_answer_and_paper_protocol_token_metrics(assets, tmp_path, train_e
     assert final["no_ans_exact_match"] > 0.8 and final["has_ans_exact_match"] > 0.5  # chance: ~0.1
     # token-span EM counts an unanswerable question as the span (0, 0): it tracks the official EM here
     assert abs(final["paper_token_exact_match"] - final["exact_match"]) < 0.1
+
+
+def test_qa_resume_extends_a_run_and_epoch_lines_show_em(assets, qa_files, tmp_path, train_env, capsys):
+    import cli
+
+    out = tmp_path / "resume"
+    common = ["--output-dir", str(out), "--batch-size", "16", "--lr", "3e-3", "--max-length", "48",
+              "--doc-stride", "16", "--dropout", "0"]
+    cli.main(["train", "--task-type", "qa", "--train-file", str(qa_files["train"]), "--validation-file",
+              str(qa_files["validation"]), "--slm", str(assets["bert"]), "--method", "base", "--epochs", "1",
+              *common])
+    assert "val EM" in capsys.readouterr().err
+    cli.main(["train", "--resume", "--epochs", "2", "--quiet", *common])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and metrics["complete"]
+    assert "exact_match" in metrics["final"]["validation"] and (out / "predictions.json").is_file()
