@@ -183,6 +183,23 @@ def test_builtin_split_protocols_and_qa_max_length():
     assert qa_max_length(TrainConfig(task="squad", max_length=256)) == 256
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"protocol": "bogus"}, "--protocol must be one of"),
+    ({"doc_stride": 30}, "--doc-stride 30 must be below half"),
+    ({"batch_size": 999}, "fewer than one batch"),
+])
+def test_qa_option_errors_are_one_line_config_errors(assets, qa_files, tmp_path, options, message):
+    from pifi_extract.errors import ConfigError
+    from pifi_train.config import TrainConfig
+    from pifi_train.runner import run_training
+
+    config = TrainConfig(task_type="qa", train_file=str(qa_files["train"]), slm=str(assets["bert"]),
+                         method="base", output_dir=str(tmp_path / "x"), **{**QA_FAST, **options})
+    with pytest.raises(ConfigError, match=message):
+        run_training(config)
+    assert not (tmp_path / "x").exists()
+
+
 def test_v2_no_answer_and_paper_protocol_token_metrics(assets, tmp_path, train_env):
     """Unanswerable rows (no marker) are answered "" through CLS; --protocol paper adds the token-span EM/F1."""
     from pifi_train.config import TrainConfig

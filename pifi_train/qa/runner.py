@@ -76,6 +76,9 @@ def load_qa_task(config: TrainConfig, seed: int) -> QaTaskData:
         test = test[:config.max_eval_samples] if test is not None else None
     if not validation:
         raise ConfigError("the validation split is empty")
+    if len(train) < config.batch_size:
+        raise ConfigError(f"the training set has {len(train)} questions, fewer than one batch "
+                          f"(--batch-size {config.batch_size})")
     v2 = config.task == "squad_v2" or any(not e.answers for e in train)
     return QaTaskData(config.task or Path(config.train_file or "qa").stem, train, validation, test, v2,
                       {**source, "max_length": qa_max_length(config), "v2": v2})
