@@ -14,6 +14,10 @@ also ``torch.cuda.max_memory_allocated``). ``--preset paper`` uses BERT-base
 
     python benchmarks/bench_train.py                      # CPU, defaults above
     python benchmarks/bench_train.py --device cuda --preset paper --output bench_gpu.json
+    python benchmarks/bench_train.py --task qa --seq-len 384     # extractive QA: span head, every token
+
+``--task qa`` times pifi's span model (:mod:`pifi_train.qa`): ``base`` and ``pifi-qa`` (every token through
+the layer, start/end logits, the span loss) on the same kind of fixed batch.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 CONFIGS = {"base": {"method": "base"}, "pifi-cls": {"method": "pifi", "plug": "cls"},
            "pifi-sequence": {"method": "pifi", "plug": "sequence"}}
+QA_CONFIGS = {"base": {"method": "base"}, "pifi-qa": {"method": "pifi", "plug": "sequence"}}
 PRESETS = {
     "small": dict(slm_hidden=512, slm_layers=4, slm_heads=8, llm_hidden=1024, llm_intermediate=3584, llm_heads=16,
                   llm_kv_heads=8),
@@ -72,24 +77,43 @@ def build(name: str, args: argparse.Namespace, artifact: Path, device: torch.dev
     from pifi_train.distributed import DistContext
     from pifi_train.frozen_layer import load_layer
     from pifi_train.model import ModelOptions, PifiModel
-    from pifi_train.trainer import Trainer
+    from pifi_train.trainer import Trainer, autocast
 
     precision = resolve_precision(args.precision, device)
-    options = ModelOptions(**CONFIGS[name])
+    options = ModelOptions(**configs(args)[name])
     torch.manual_seed(0)
     slm = BertModel(BertConfig(vocab_size=30522, hidden_size=args.slm_hidden, num_hidden_layers=args.slm_layers,
                                num_attention_heads=args.slm_heads, intermediate_size=4 * args.slm_hidden))
     layer = load_layer(artifact, device=device, dtype=precision.layer_dtype) if options.method == "pifi" else None
-    model = PifiModel(slm, 2, options, layer).to(device).train()
+    if args.task == "qa":
+        from pifi_train.qa.model import PifiSpanModel
+
+        model = PifiSpanModel(slm, options, layer).to(device).train()
+    else:
+        model = PifiModel(slm, 2, options, layer).to(device).train()
     # pifi's own Trainer (Adam, label-smoothed loss, clipping, grad scaler: the paper's defaults); no data or
     # run directory is needed for Trainer.step on a ready batch
     trainer = Trainer(model, TaskData("bench", ["0", "1"], Examples([], None, []), Examples([], None, []), None),
                       None, TrainConfig(), 0, DistContext(device=device), precision, Path(tempfile.gettempdir()))
+    if args.task == "qa":
+        from pifi_train.qa.model import span_loss
+
+        def qa_loss(batch: dict) -> tuple[torch.Tensor, int]:  # the QA trainer's loss on (2, B) start/end labels
+            labels = batch.pop("labels")
+            with autocast(device, precision):
+                logits = trainer.network(**batch)
+            return span_loss(logits.float(), labels[0], labels[1], 0.05), labels.shape[1]
+
+        trainer.batch_loss = qa_loss
     generator = torch.Generator().manual_seed(1)
     batch = {"input_ids": torch.randint(1000, 30000, (args.batch_size, args.seq_len), generator=generator),
              "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long)}
     batch["attention_mask"][: args.batch_size // 2, args.seq_len * 3 // 4:] = 0  # some padding, as real batches
     batch["labels"] = torch.randint(0, 2, (args.batch_size,), generator=generator)
+    if args.task == "qa":  # answer positions inside the unpadded part; the question = the first 16 tokens
+        batch["labels"] = torch.randint(16, args.seq_len // 2, (2, args.batch_size), generator=generator).sort(0).values
+        batch["answer_mask"] = batch["attention_mask"].bool().clone()
+        batch["answer_mask"][:, :16] = False
     return trainer, {k: v.to(device) for k, v in batch.items()}
 
 
@@ -100,10 +124,14 @@ def step(trainer, batch) -> None:
         torch.cuda.synchronize(trainer.ctx.device)
 
 
+def configs(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    return QA_CONFIGS if args.task == "qa" else CONFIGS
+
+
 def time_steps(args: argparse.Namespace, artifact: Path, device: torch.device) -> dict[str, list[float]]:
     """Seconds per step of every configuration, interleaved round by round."""
-    built = {name: build(name, args, artifact, device) for name in CONFIGS}
-    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    built = {name: build(name, args, artifact, device) for name in configs(args)}
+    times: dict[str, list[float]] = {name: [] for name in built}
     for round_ in range(args.warmup + args.steps):
         for name, (trainer, batch) in built.items():
             start = time.perf_counter()
@@ -147,6 +175,7 @@ def measure_memory(name: str, args: argparse.Namespace, artifact: Path, device: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--task", choices=("classification", "qa"), default="classification")
     parser.add_argument("--precision", default="auto", help="auto (CUDA: bf16 autocast, layer bf16), fp32, ...")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="small")
     parser.add_argument("--steps", type=int, default=10)
@@ -171,8 +200,8 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         artifact = make_artifact(args, workdir)
         memory = {}
-        for name in CONFIGS:
-            child = [sys.executable, __file__, "--memory-of", name, "--artifact", str(artifact),
+        for name in configs(args):
+            child = [sys.executable, __file__, "--memory-of", name, "--artifact", str(artifact), "--task", args.task,
                      "--device", args.device, "--precision", args.precision, "--preset", args.preset,
                      "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len)]
             done = subprocess.run(child, capture_output=True, text=True, check=True)
@@ -181,14 +210,14 @@ def main() -> None:
 
     base_time = statistics.median(times["base"])
     rows = {}
-    for name in CONFIGS:
+    for name in configs(args):
         median = statistics.median(times[name])
         rows[name] = {"step_ms_median": 1000 * median, "step_ms_all": [1000 * t for t in times[name]],
                       "ratio_vs_base": median / base_time, **memory[name],
                       "rss_overhead_mb": memory[name]["peak_rss_mb"] - memory["base"]["peak_rss_mb"]}
         if "cuda_peak_allocated_mb" in memory[name]:
             rows[name]["cuda_overhead_mb"] = memory[name]["cuda_peak_allocated_mb"] - memory["base"]["cuda_peak_allocated_mb"]
-    setup = {k: getattr(args, k) for k in ("device", "precision", "preset", "batch_size", "seq_len", "steps",
+    setup = {k: getattr(args, k) for k in ("task", "device", "precision", "preset", "batch_size", "seq_len", "steps",
                                             "slm_hidden", "slm_layers", "llm_hidden", "llm_intermediate")}
     setup.update(torch=torch.__version__, threads=torch.get_num_threads(),
                  gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None)

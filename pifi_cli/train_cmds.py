@@ -24,8 +24,8 @@ D = lambda name: field_default(TrainConfig, name)  # noqa: E731  (the library's 
 def train(
     ctx: typer.Context,
     config_file: Annotated[Optional[str], typer.Option("--config", help="Options from a .yaml/.json file (TrainConfig names; a run's config.json re-runs it); flags given here override it.")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="Built-in task: sst2, imdb, tweet_sentiment_binary, tweet_offensive, cola, mnli, snli (needs pifi[datasets]).")] = D("task"),
-    train_file: Annotated[Optional[str], typer.Option("--train-file", help="Local training data: .csv, .tsv or .jsonl.")] = D("train_file"),
+    task: Annotated[Optional[str], typer.Option("--task", help="Built-in task: sst2, imdb, tweet_sentiment_binary, tweet_offensive, cola, mnli, snli; QA: squad, squad_v2 (needs pifi[datasets]).")] = D("task"),
+    train_file: Annotated[Optional[str], typer.Option("--train-file", help="Local training data: .csv, .tsv or .jsonl (QA: SQuAD .json or .jsonl with --task-type qa).")] = D("train_file"),
     validation_file: Annotated[Optional[str], typer.Option("--validation-file", help="Local validation data (default: a seeded split of --train-file).")] = D("validation_file"),
     test_file: Annotated[Optional[str], typer.Option("--test-file", help="Local test data (evaluated with the best epoch).")] = D("test_file"),
     task_type: Annotated[str, typer.Option("--task-type", help="auto (from --task; local files: classification), classification, qa or seq2seq.")] = D("task_type"),
@@ -69,12 +69,18 @@ def train(
     extra_test: Annotated[Optional[list[str]], typer.Option("--extra-test", help="Also test the best epoch on this built-in task or local file (repeatable; labels matched by name; Table 3).")] = None,
     clean_text: Annotated[str, typer.Option("--clean-text", help="auto (html for the paper's classification tasks, none for entailment and local files), html (the authors' BeautifulSoup cleaning; pifi[paper]) or none.")] = D("clean_text"),
     split_seed: Annotated[int, typer.Option("--split-seed", help="Seed of the train/validation split: the same for every --seed, as the paper.")] = D("split_seed"),
+    # extractive QA (--task squad / squad_v2, or --task-type qa with SQuAD JSON/JSONL files)
+    protocol: Annotated[str, typer.Option("--protocol", help="QA: standard (384 tokens, stride windows, the official dev set as test) or paper (the authors' split, 100 tokens, no stride, also their token-span EM/F1).")] = D("protocol"),
+    doc_stride: Annotated[int, typer.Option("--doc-stride", help="QA: tokens of overlap between the windows of a long context.")] = D("doc_stride"),
+    max_answer_length: Annotated[int, typer.Option("--max-answer-length", help="QA: longest answer in tokens.")] = D("max_answer_length"),
+    n_best: Annotated[int, typer.Option("--n-best", help="QA: start and end candidates per window.")] = D("n_best"),
+    null_score_threshold: Annotated[float, typer.Option("--null-score-threshold", help="QA v2: answer nothing when the no-answer score beats the best span by more than this.")] = D("null_score_threshold"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last finished epoch (its saved options are used).")] = False,
     report_to: Annotated[Optional[list[str]], typer.Option("--report-to", help="Experiment trackers (as transformers' report_to): none, all, tensorboard, wandb, mlflow; repeatable.")] = None,
     slm_random_init: Annotated[bool, typer.Option("--slm-random-init", hidden=True, help="Random SLM weights (benchmarks).")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Plug a frozen LLM layer into a small LM and fine-tune it on a classification task (the paper's recipe)."""
+    """Plug a frozen LLM layer into a small LM and fine-tune it on a classification or extractive QA task (the paper's recipe)."""
     from transformers.utils import logging as hf_logging
 
     from pifi_train.runner import resume_training, run_training
@@ -157,9 +163,19 @@ class TrainProgress:
             self._close()
             val = event.metrics["validation"]
             best = "  [green]best[/]" if event.metrics["best"] else ""
+            (first, second), (name, _) = metric_keys(val), metric_labels(val)
             err_console.print(f"seed {event.seed} epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  "
-                              f"val acc {100 * val['accuracy']:.2f}  val F1 {100 * val['macro_f1']:.2f}  "
+                              f"val {name} {100 * val[first]:.2f}  val F1 {100 * val[second]:.2f}  "
                               f"{event.examples_per_second:.0f} ex/s{best}", highlight=False)
+
+
+def metric_keys(metrics: dict) -> tuple[str, str]:
+    """The two headline metrics of a split: (exact_match, f1) for QA runs, else (accuracy, macro_f1)."""
+    return ("exact_match", "f1") if "exact_match" in metrics else ("accuracy", "macro_f1")
+
+
+def metric_labels(metrics: dict) -> tuple[str, str]:
+    return ("EM", "F1") if "exact_match" in metrics else ("acc", "F1")
 
 
 def _print_results(results: list) -> None:
@@ -167,20 +183,23 @@ def _print_results(results: list) -> None:
 
     from pifi_train.runner import summarize_seeds
 
-    table = Table(title="pifi train: best epoch per seed (accuracy / macro-F1, %)", title_justify="left")
-    for col in ("seed", "best epoch", "val acc", "val F1", "test acc", "test F1", "run"):
+    validation = results[0].metrics["final"]["validation"]
+    (first, second), (name, name2) = metric_keys(validation), metric_labels(validation)
+    title = "EM / F1" if first == "exact_match" else "accuracy / macro-F1"
+    table = Table(title=f"pifi train: best epoch per seed ({title}, %)", title_justify="left")
+    for col in ("seed", "best epoch", f"val {name}", f"val {name2}", f"test {name}", f"test {name2}", "run"):
         table.add_column(col, justify="left" if col == "run" else "right")
     pct = lambda split, key: f"{100 * split[key]:.2f}" if split else "-"  # noqa: E731
     for r in results:
         final = r.metrics["final"]
-        table.add_row(str(r.seed), str(final["best_epoch"]), pct(final["validation"], "accuracy"),
-                      pct(final["validation"], "macro_f1"), pct(final["test"], "accuracy"), pct(final["test"], "macro_f1"),
+        table.add_row(str(r.seed), str(final["best_epoch"]), pct(final["validation"], first),
+                      pct(final["validation"], second), pct(final["test"], first), pct(final["test"], second),
                       str(r.run_dir))
     if len(results) > 1:
-        summary = summarize_seeds(results)
+        summary = summarize_seeds(results, (first, second))
         cell = lambda key: (f"{100 * summary[key]['mean']:.2f} ± {100 * summary[key]['std']:.2f}" if key in summary else "-")  # noqa: E731
-        table.add_row("mean ± std", "", cell("validation_accuracy"), cell("validation_macro_f1"), cell("test_accuracy"),
-                      cell("test_macro_f1"), str(results[0].run_dir.parent))
+        table.add_row("mean ± std", "", cell(f"validation_{first}"), cell(f"validation_{second}"), cell(f"test_{first}"),
+                      cell(f"test_{second}"), str(results[0].run_dir.parent))
     out_console.print(table)
     for r in results:  # --extra-test sets (domain shift)
         for name, split in (r.metrics["final"].get("extra_tests") or {}).items():
@@ -191,6 +210,8 @@ def predict(
     run_dir: Annotated[str, typer.Option("--run-dir", help="A finished run directory (one seed), or hf://ORG/REPO[@REV] pushed with `pifi push`.")],
     text: Annotated[Optional[list[str]], typer.Option("--text", help="Text to classify (repeat for several).")] = None,
     text_pair: Annotated[Optional[list[str]], typer.Option("--text-pair", help="Second text of each pair (runs trained on pairs).")] = None,
+    question: Annotated[Optional[list[str]], typer.Option("--question", help="QA runs: a question (repeat; one --context each).")] = None,
+    context: Annotated[Optional[list[str]], typer.Option("--context", help="QA runs: the passage holding the answer of each --question.")] = None,
     file: Annotated[Optional[str], typer.Option("--file", help="Texts to classify: .txt (one per line) or .csv/.tsv/.jsonl with the run's columns; accuracy is printed when labels are present.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write predictions as JSONL here instead of printing them.")] = None,
     layer_artifact: Annotated[Optional[list[str]], typer.Option("--layer-artifact", help="The run's artifact if it moved (its sha256 must match); repeat for a run with several layers, in order.")] = None,
@@ -198,10 +219,17 @@ def predict(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 64,
     token: TokenOpt = None,
 ) -> None:
-    """Classify texts with a trained run (checkpoint + the artifact it was trained with)."""
+    """Classify texts (or answer --question/--context with a QA run) with a trained run."""
     import json
 
+    from pifi_train.families import run_family
     from pifi_train.predict import accuracy, load_run, predict as run_predict, read_inputs
+
+    if run_family(run_dir) == "qa":
+        _predict_qa(run_dir, list(question or []), list(context or []), output, layer_artifact, device, batch_size)
+        return
+    if question or context:
+        raise typer.BadParameter("--question/--context need a QA run (pifi train --task squad ...)", param_hint="--question")
 
     if (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
@@ -222,6 +250,26 @@ def predict(
             typer.echo(f"{p.label}\t{probs}\t{t}")
     if labels is not None:
         say(f"accuracy {100 * accuracy(predictions, labels, loaded.label_names):.2f}% on {len(labels)} labelled examples")
+
+
+def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output: Optional[str],
+                layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
+    import json
+
+    from pifi_train.qa.predict import answer, load_qa_run
+
+    if not questions or len(questions) != len(contexts):
+        raise typer.BadParameter("a QA run answers --question Q --context C (one --context per --question)",
+                                 param_hint="--question/--context")
+    loaded = load_qa_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    answers = answer(loaded, questions, contexts, batch_size=batch_size)
+    lines = [json.dumps({"question": q, "answer": a.text, "score": a.score}) for q, a in zip(questions, answers)]
+    if output is not None:
+        Path(output).write_text("".join(line + "\n" for line in lines))
+        say(f"wrote {len(lines)} answers to {output}")
+    else:
+        for q, a in zip(questions, answers):
+            typer.echo(f"{a.text}\t{a.score:.4f}\t{q}")
 
 
 def report(
@@ -249,7 +297,7 @@ def report(
         typer.echo(render(result.rows, fmt))
         return
     header, cells = table_cells(result.rows)
-    table = Table(title="pifi report (accuracy / macro-F1 in %, mean ± std over seeds; Δ, p and CI vs base)",
+    table = Table(title="pifi report (accuracy / macro-F1 in %, QA rows: EM / F1; mean ± std over seeds; Δ, p and CI vs base)",
                   title_justify="left")
     for col in header:
         table.add_column(col, justify="left" if col in (*header[:8],) else "right")

@@ -17,9 +17,12 @@ from pifi_extract.errors import ConfigError
 # family -> "module:function" running it (same signature as pifi_train.runner.run_training)
 FAMILIES: dict[str, str] = {
     "classification": "pifi_train.runner:run_classification",
+    "qa": "pifi_train.qa.runner:run_qa",
 }
 # built-in task -> family (tasks not listed are classification tasks of pifi_train.tasks.TASKS)
 TASK_FAMILIES: dict[str, str] = {
+    "squad": "qa",
+    "squad_v2": "qa",
 }
 
 

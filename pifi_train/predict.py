@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
@@ -72,10 +72,12 @@ def _layers_for(record: dict[str, Any], overrides: str | Sequence[str] | None) -
 
 
 def load_run(run_dir: str | Path, device: str = "auto",
-             layer_artifact: str | Sequence[str] | None = None, token: str | None = None) -> LoadedRun:
+             layer_artifact: str | Sequence[str] | None = None, token: str | None = None,
+             make_model: Callable[[Any, list[str], TrainConfig, Any], Any] | None = None) -> LoadedRun:
     """Rebuild the model of a finished run from its directory (best epoch's tensors); ``layer_artifact``:
     the run's artifact(s) if they moved (one per layer, in order). ``hf://ORG/REPO[@REV]``: a run pushed with
-    ``pifi push``, downloaded with its layer (then cached: offline afterwards)."""
+    ``pifi push``, downloaded with its layer (then cached: offline afterwards). ``make_model(slm, labels,
+    options, layer)``: another family's model (default: the classifier)."""
     if str(run_dir).startswith("hf://"):
         from .run_share import pull_run
 
@@ -95,8 +97,10 @@ def load_run(run_dir: str | Path, device: str = "auto",
     slm = load_slm(folder, load_slm_config(folder), pretrained=False)
     layers = _layers_for(record, layer_artifact) if options.method == "pifi" else None
     labels = list(record["labels"])
+    make = make_model or (lambda slm, labels, options, layer: PifiModel(slm, len(labels), options.model_options(), layer))
     # the run's ablations as it trained: a random layer from its seed, a trained layer, LoRA adapters
-    model = build_model(options, slm, len(labels), layers, ctx.device, precision.layer_dtype, int(record["seed"]))
+    model = build_model(options, slm, layers, ctx.device, precision.layer_dtype, int(record["seed"]),
+                        lambda slm, layer: make(slm, labels, options, layer))
     ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))
     model.to(ctx.device).eval()
     return LoadedRun(run_dir, record, options, model, load_tokenizer(folder), labels, ctx, precision)

@@ -39,6 +39,7 @@ class RunRecord:
     macro_f1: float
     curve: list[float]  # validation accuracy per epoch
     extra: dict[str, float] = field(default_factory=dict)  # --extra-test name -> accuracy
+    metric: str = "accuracy"  # QA runs: "exact_match" (accuracy/macro_f1 then hold EM/F1)
 
 
 @dataclass
@@ -56,6 +57,7 @@ class GroupRow:
     welch: Difference | None = None  # accuracy − base's over seeds: Welch's t-test p-value, 95 % CI
     bootstrap: Difference | None = None  # paired bootstrap over test examples (--bootstrap N)
     extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # --extra-test -> accuracy mean, std
+    metric: str = "accuracy"  # QA groups: "exact_match" (the accuracy/macro_f1 fields hold EM/F1)
 
 
 @dataclass
@@ -121,8 +123,9 @@ def load_record(run_dir: Path) -> RunRecord | None:
         return None
     split = "test" if final.get("test") else "validation"
     extra = {name: m["accuracy"] for name, m in (final.get("extra_tests") or {}).items()}
-    return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split]["accuracy"],
-                     final[split]["macro_f1"], [e["validation"]["accuracy"] for e in metrics["epochs"]], extra)
+    first, second = ("exact_match", "f1") if "exact_match" in final[split] else ("accuracy", "macro_f1")
+    return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split][first],
+                     final[split][second], [e["validation"][first] for e in metrics["epochs"]], extra, first)
 
 
 def _correct(run_dir: Path, split: str) -> list[bool]:
@@ -159,7 +162,8 @@ def summarize(records: Sequence[RunRecord], bootstrap: int = 0) -> list[GroupRow
         f1, f1_std = mean_std([m.macro_f1 for m in members])
         names = sorted({name for m in members for name in m.extra})
         extra = {name: mean_std([m.extra[name] for m in members if name in m.extra]) for name in names}
-        rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std, extra=extra))
+        rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std, extra=extra,
+                             metric=members[0].metric))
         members_of[(group, split)] = members
     base = {(r.group[0], r.group[1], r.split): r for r in rows if r.group[2] == "base"}
     for row in rows:
@@ -189,7 +193,8 @@ def table_cells(rows: Sequence[GroupRow]) -> tuple[list[str], list[list[str]]]:
     p = lambda d: f"{d.p_value:.3g}" if d is not None else ""  # noqa: E731
     cells = []
     for r in rows:
-        row = [*r.group, r.split, str(len(r.seeds)), pm(r.accuracy_mean, r.accuracy_std),
+        split = r.split if r.metric == "accuracy" else f"{r.split} (EM / F1)"
+        row = [*r.group, split, str(len(r.seeds)), pm(r.accuracy_mean, r.accuracy_std),
                pm(r.macro_f1_mean, r.macro_f1_std),
                f"{100 * r.delta_vs_base:+.2f}" if r.delta_vs_base is not None else "", p(r.welch), ci(r.welch)]
         row += [p(r.bootstrap), ci(r.bootstrap)] if bootstrap else []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -105,7 +105,8 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
         "layer": layer_record(layer) if layer is not None else None,
         "slm": {"name": config.slm, "model_type": slm_config.model_type, "hidden_size": slm_config.hidden_size,
                 "pooling": model.pooling},
-        "data": data.source, "labels": data.label_names, "text_pairs": data.train.pairs is not None,
+        "data": data.source, "labels": data.label_names,
+        "text_pairs": getattr(data.train, "pairs", None) is not None,
         "num_examples": {"train": len(data.train), "validation": len(data.validation),
                          "test": len(data.test) if data.test is not None else 0,
                          **{f"extra_test:{name}": len(e) for name, e in data.extra_tests.items()}},
@@ -140,8 +141,25 @@ def _finished(run_dir: Path, epochs: int) -> dict[str, Any] | None:
     return metrics if metrics.get("complete") and len(metrics.get("epochs", [])) >= epochs else None
 
 
+def build_classifier(slm: Any, data: TaskData, config: TrainConfig, frozen: Any) -> PifiModel:
+    return PifiModel(slm, data.num_labels, config.model_options(), frozen)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What a task family plugs into the shared run flow (data, model, trainer, summary metrics)."""
+
+    load_data: Callable[[TrainConfig, int], Any] = load_task
+    build_model: Callable[[Any, Any, TrainConfig, Any], Any] = build_classifier
+    trainer: type[Trainer] = Trainer
+    summary_keys: tuple[str, ...] = ("accuracy", "macro_f1")
+
+
+CLASSIFICATION = Pipeline()
+
+
 def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume: bool,
-                progress: ProgressCallback | None) -> RunResult:
+                progress: ProgressCallback | None, pipeline: Pipeline = CLASSIFICATION) -> RunResult:
     config, ctx, layer = inputs.config, inputs.ctx, inputs.layer
     if resume and (done := _finished(run_dir, config.epochs)) is not None:
         return RunResult(run_dir, seed, done)
@@ -155,8 +173,9 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
                                     f"(sha256 {identity.sha256[:12]}… vs {str(entry.get('sha256'))[:12]}…)")
     torch.manual_seed(seed)
     slm = load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
-    model = build_model(config, slm, data.num_labels, layer, ctx.device, inputs.precision.layer_dtype, seed)
-    trainer = Trainer(model, data, inputs.tokenizer, config, seed, ctx, inputs.precision, run_dir, progress)
+    model = build_model(config, slm, layer, ctx.device, inputs.precision.layer_dtype, seed,
+                        lambda slm, frozen: pipeline.build_model(slm, data, config, frozen))
+    trainer = pipeline.trainer(model, data, inputs.tokenizer, config, seed, ctx, inputs.precision, run_dir, progress)
     state, metrics = TrainState(), {"seed": seed, "labels": data.label_names, "epochs": [], "best_epoch": 0}
     if resume and (run_dir / ckpt.STATE_DIR / "trainer.json").is_file():
         state = trainer.restore()
@@ -175,29 +194,33 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
     return RunResult(run_dir, seed, trainer.fit(metrics, state))
 
 
-def build_model(config: TrainConfig, slm: Any, num_labels: int, layer: Any, device: torch.device,
-                layer_dtype: torch.dtype, seed: int) -> PifiModel:
-    """The run's model with its ablations: a random layer (--layer-init random, seeded by ``seed``),
-    a trainable fp32 layer (--train-layer), LoRA adapters on the SLM (--method lora)."""
-    frozen = None
-    if layer is not None:
-        dtype = torch.float32 if config.train_layer else layer_dtype  # a trained layer keeps fp32 masters
-        if config.layer_init == "random":  # initialised on the CPU in fp32: the same layer on every device
-            frozen = randomize_layer(load_frozen_layers(layer, torch.device("cpu"), torch.float32), seed)
-            frozen = frozen.to(device=device, dtype=dtype)
-        else:
-            frozen = load_frozen_layers(layer, device, dtype)
-    model = PifiModel(slm, num_labels, config.model_options(), frozen)
+def build_layer(config: TrainConfig, layer: Any, device: torch.device, layer_dtype: torch.dtype, seed: int) -> Any:
+    """The run's LLM layer(s) with their ablations: a random layer (--layer-init random, seeded by ``seed``),
+    a trainable fp32 layer (--train-layer); None for --method base."""
+    if layer is None:
+        return None
+    dtype = torch.float32 if config.train_layer else layer_dtype  # a trained layer keeps fp32 masters
+    if config.layer_init == "random":  # initialised on the CPU in fp32: the same layer on every device
+        frozen = randomize_layer(load_frozen_layers(layer, torch.device("cpu"), torch.float32), seed)
+        return frozen.to(device=device, dtype=dtype)
+    return load_frozen_layers(layer, device, dtype)
+
+
+def build_model(config: TrainConfig, slm: Any, layer: Any, device: torch.device, layer_dtype: torch.dtype,
+                seed: int, make: Callable[[Any, Any], Any]) -> Any:
+    """``make(slm, layer)`` (the family's model) around the run's layer (:func:`build_layer`), with LoRA
+    adapters on the SLM for --method lora."""
+    model = make(slm, build_layer(config, layer, device, layer_dtype, seed))
     if config.method == "lora":
         apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
     return model.to(device)
 
 
-def summarize_seeds(results: list[RunResult]) -> dict[str, Any]:
+def summarize_seeds(results: list[RunResult], keys: tuple[str, ...] = ("accuracy", "macro_f1")) -> dict[str, Any]:
     """Mean and (sample) standard deviation of the final metrics over seeds."""
     summary: dict[str, Any] = {"seeds": [r.seed for r in results]}
     for split in ("validation", "test"):
-        for key in ("accuracy", "macro_f1"):
+        for key in keys:
             values = [r.metrics["final"][split][key] for r in results if r.metrics["final"].get(split)]
             if values:
                 mean, std = mean_std(values)
@@ -230,6 +253,12 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
 def run_classification(config: TrainConfig, progress: ProgressCallback | None = None,
                        resume_dir: Path | None = None) -> list[RunResult]:
     """The sequence-classification pipeline (the paper's Table 1 tasks)."""
+    return run_pipeline(config, progress, resume_dir, CLASSIFICATION)
+
+
+def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Path | None,
+                 pipeline: Pipeline) -> list[RunResult]:
+    """Validate every input, then train each seed into its run directory (shared by the task families)."""
     config.validate()
     resume = resume_dir is not None
     ctx = dist.setup(config.device)
@@ -239,7 +268,7 @@ def run_classification(config: TrainConfig, progress: ProgressCallback | None = 
         ckpt.check_output_dir(out, config.overwrite, resume)
         artifact = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
         seeds = [config.seed + i for i in range(config.seeds)]
-        first = load_task(config, seeds[0])
+        first = pipeline.load_data(config, seeds[0])
         inputs = Inputs(config, ctx, resolve_precision(config.precision, ctx.device), artifact,
                         load_slm_config(config.slm), load_tokenizer(config.slm))
         dist.barrier(ctx)
@@ -253,11 +282,11 @@ def run_classification(config: TrainConfig, progress: ProgressCallback | None = 
         for i, seed in enumerate(seeds):
             run_dir = out if len(seeds) == 1 else out / f"seed-{seed}"
             data = first  # the split does not depend on the seed (--split-seed)
-            results.append(_train_seed(inputs, seed, data, run_dir, resume, progress))
+            results.append(_train_seed(inputs, seed, data, run_dir, resume, progress, pipeline))
         if len(seeds) > 1 and ctx.is_main:
             sweep = ckpt.read_json(out / ckpt.SWEEP)
             ckpt.write_json(out / ckpt.SWEEP, {**sweep, "options": config.to_dict(),
-                                               "summary": summarize_seeds(results)})
+                                               "summary": summarize_seeds(results, pipeline.summary_keys)})
         return results
     finally:
         dist.teardown(ctx)

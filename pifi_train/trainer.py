@@ -104,7 +104,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision.grad_scaler)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.collate = Collator(data.train, tokenizer, config.max_length, model.slm_inputs)
+        self.collate = self.make_collator()
         self.network: nn.Module = model
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -119,6 +119,24 @@ class Trainer:
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
                 find_unused_parameters=True)
 
+    # hooks a task family overrides (pifi_train.qa.runner): batches, loss, split metrics, model selection
+    select_metric = "accuracy"  # the validation metric that picks the best epoch
+
+    def make_collator(self) -> Any:
+        """Training batches: a callable from a list of example indices to a dict of tensors with ``index``."""
+        return Collator(self.data.train, self.tokenizer, self.config.max_length, self.model.slm_inputs)
+
+    def train_size(self) -> int:
+        """How many training items an epoch permutes (examples; QA: context windows)."""
+        return len(self.data.train)
+
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """(loss, examples) of one training batch (``index`` already removed)."""
+        labels = batch.pop("labels").to(self.ctx.device)  # (B,)
+        with autocast(self.ctx.device, self.precision):
+            logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
+        return self.criterion(logits.float(), labels), len(labels)
+
     def _emit(self, **fields: Any) -> None:
         if self.progress is not None:
             self.progress(ProgressEvent(seed=self.seed, epochs=self.config.epochs, **fields))
@@ -126,7 +144,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training set: (mean loss over ranks, examples per second over ranks)."""
         self.network.train()
-        batches = epoch_batches(len(self.data.train), self.config.batch_size, self.seed, epoch, self.ctx)
+        batches = epoch_batches(self.train_size(), self.config.batch_size, self.seed, epoch, self.ctx)
         loader = torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=self.collate,
                                              num_workers=self.config.num_workers)
         self._emit(kind="epoch_start", epoch=epoch, steps=len(batches))
@@ -145,17 +163,14 @@ class Trainer:
         """One optimizer step on a collated batch: (its loss, its number of examples)."""
         batch = dict(batch)
         batch.pop("index", None)
-        labels = batch.pop("labels").to(self.ctx.device)  # (B,)
-        with autocast(self.ctx.device, self.precision):
-            logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
-        loss = self.criterion(logits.float(), labels)
+        loss, count = self.batch_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         nn.utils.clip_grad_norm_(self.trainable, self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach()), len(labels)
+        return float(loss.detach()), count
 
     def _evaluate(self, examples: Examples) -> dict[str, Any]:
         return evaluate(self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx,
@@ -169,9 +184,9 @@ class Trainer:
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
             validation = self._evaluate(self.data.validation)
-            improved = validation["accuracy"] > state.best_accuracy
+            improved = validation[self.select_metric] > state.best_accuracy
             if improved:
-                state.best_epoch, state.best_accuracy = epoch, validation["accuracy"]
+                state.best_epoch, state.best_accuracy = epoch, validation[self.select_metric]
             state.epoch_done = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "examples_per_second": rate,
                       "seconds": time.perf_counter() - start, "validation": validation, "best": improved}

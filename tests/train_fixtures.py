@@ -152,3 +152,25 @@ def offline_single_thread():
 def train_env():
     with offline_single_thread():
         yield
+
+
+QA_MARKER = "good"
+
+
+def qa_rows(n: int, seed: int, length: tuple[int, int] = (4, 10), answer_words: int = 1,
+            answer_at: int | None = None) -> list[dict]:
+    """SQuAD-format rows (id, question, context, answers): the answer is the span after QA_MARKER."""
+    rng = random.Random(seed)
+    fillers = [w for w in WORDS if w not in (QA_MARKER, "movie", "plot")]
+    rows = []
+    for i in range(n):
+        words = [rng.choice(fillers) for _ in range(rng.randint(*length))]
+        where = rng.randrange(len(words) - answer_words + 1) if answer_at is None else answer_at
+        words.insert(where, QA_MARKER)
+        answer = " ".join(words[where + 1:where + 1 + answer_words])
+        context = " ".join(words)
+        start = len(" ".join(words[:where + 1])) + 1
+        assert context[start:start + len(answer)] == answer
+        rows.append({"id": f"q{seed}-{i}", "question": "movie plot", "context": context,
+                     "answers": {"text": [answer], "answer_start": [start]}})
+    return rows
