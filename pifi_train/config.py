@@ -62,7 +62,6 @@ class TrainConfig:
     num_workers: int = 0
     output_dir: str | None = None
     overwrite: bool = False
-<<<<<<< HEAD
     # ablations and paper-faithful data
     layer_init: str = "artifact"  # artifact | random (Table 5, PiFi-Random: the architecture's own init, seeded)
     train_layer: bool = False  # Table 11: the layer trains (fp32) and the checkpoint holds it
@@ -76,14 +75,12 @@ class TrainConfig:
     split_seed: int = 2023  # seeds the train/validation split; --seed varies training only (as the paper)
     # tracking
     report_to: list[str] = field(default_factory=lambda: ["none"])  # none | all | tensorboard, wandb, mlflow
-=======
     # extractive QA (pifi_train.qa; max_length left at 100 means 384 under the standard protocol)
     protocol: str = "standard"  # standard (stride windows, the dev set as test) | paper (the authors' split)
     doc_stride: int = 128  # tokens of overlap between the windows of a long context
     max_answer_length: int = 30  # longest answer span in tokens
     n_best: int = 20  # start and end candidates per window
     null_score_threshold: float = 0.0  # v2: answer "" when the no-answer score beats the best span by more
->>>>>>> i12
 
     def __post_init__(self) -> None:
         # one artifact is always a plain string (config.json as before); several stay an ordered list
