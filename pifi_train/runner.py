@@ -109,7 +109,7 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
         "text_pairs": getattr(data.train, "pairs", None) is not None,
         "num_examples": {"train": len(data.train), "validation": len(data.validation),
                          "test": len(data.test) if data.test is not None else 0,
-                         **{f"extra_test:{name}": len(e) for name, e in data.extra_tests.items()}},
+                         **{f"extra_test:{name}": len(e) for name, e in getattr(data, "extra_tests", {}).items()}},
         # --train-layer: the layer trained, so checkpoint/ holds its tensors (predict does not need the artifact's)
         "checkpoint_holds_layer": model.options.train_layer,
         "parameters": {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),

@@ -203,6 +203,13 @@ class Trainer:
             self._emit(kind="epoch_end", epoch=epoch, loss=train_loss, examples_per_second=rate, metrics=record)
         return self.finish(metrics, state)
 
+    def evaluate_test(self, examples: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """A test set's metrics and its per-example record (gold and predicted labels, for the paired bootstrap
+        of ``pifi report``; None for families without one)."""
+        metrics, predicted = evaluate_with_predictions(
+            self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx, self.precision)
+        return metrics, {"labels": list(examples.labels), "predictions": predicted}
+
     def finish(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
         """Reload the best epoch's tensors and evaluate validation and test with them."""
         weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
@@ -211,9 +218,9 @@ class Trainer:
         tests.update(getattr(self.data, "extra_tests", {}) or {})
         results, per_example = {}, {}
         for name, examples in tests.items():  # the best epoch on every test set (--extra-test: Table 3)
-            results[name], predicted = evaluate_with_predictions(
-                self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx, self.precision)
-            per_example[name] = {"labels": list(examples.labels), "predictions": predicted}
+            results[name], record = self.evaluate_test(examples)
+            if record is not None:
+                per_example[name] = record
         best = next(e for e in metrics["epochs"] if e["epoch"] == state.best_epoch)
         metrics["final"] = {"best_epoch": state.best_epoch, "validation": best["validation"],
                             "test": results.pop("test", None)}

@@ -165,6 +165,9 @@ class QaTrainer(Trainer):
         metrics, self.last_predictions = self._evaluate_with_predictions(examples)
         return metrics
 
+    def evaluate_test(self, examples: list[QaExample]) -> tuple[dict[str, Any], None]:  # type: ignore[override]
+        return self._evaluate(examples), None
+
     def finish(self, metrics: dict[str, Any], state: Any) -> dict[str, Any]:
         metrics = super().finish(metrics, state)  # the best epoch's tensors are loaded; test evaluated last
         if not (self.data.test is not None and len(self.data.test)):
