@@ -62,6 +62,16 @@ class TrainConfig:
     num_workers: int = 0
     output_dir: str | None = None
     overwrite: bool = False
+    # sequence-to-sequence (task family seq2seq: pifi_train.seq2seq)
+    source_column: str = "source"
+    target_column: str = "target"
+    source_prefix: str | None = None  # None: the built-in task's T5 prefix for a T5 SLM, else none
+    max_target_length: int = 100
+    num_beams: int = 5
+    max_new_tokens: int = 100
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    select_by: str = "loss"  # loss (validation loss, the authors) | bleu | rougeL
 
     def __post_init__(self) -> None:
         # one artifact is always a plain string (config.json as before); several stay an ordered list

@@ -17,9 +17,12 @@ from pifi_extract.errors import ConfigError
 # family -> "module:function" running it (same signature as pifi_train.runner.run_training)
 FAMILIES: dict[str, str] = {
     "classification": "pifi_train.runner:run_classification",
+    "seq2seq": "pifi_train.seq2seq.runner:run_seq2seq",
 }
 # built-in task -> family (tasks not listed are classification tasks of pifi_train.tasks.TASKS)
 TASK_FAMILIES: dict[str, str] = {
+    "multi30k": "seq2seq",
+    "cnn_dailymail": "seq2seq",
 }
 
 

@@ -81,7 +81,7 @@ class TrainState:
 
     epoch_done: int = 0
     best_epoch: int = 0
-    best_accuracy: float = -1.0
+    best_accuracy: float = -float("inf")  # the best selection_score so far (classification: accuracy)
 
 
 class Trainer:
@@ -124,11 +124,7 @@ class Trainer:
         self._emit(kind="epoch_start", epoch=epoch, steps=len(batches))
         total, seen, start = 0.0, 0, time.perf_counter()
         for step, batch in enumerate(loader, 1):
-            batch.pop("index")
-            labels = batch.pop("labels").to(self.ctx.device)  # (B,)
-            with autocast(self.ctx.device, self.precision):
-                logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
-            loss = self.criterion(logits.float(), labels)
+            loss, examples = self.batch_loss(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -136,12 +132,24 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             total += float(loss.detach())
-            seen += len(labels)
+            seen += examples
             rate = seen * self.ctx.world_size / max(time.perf_counter() - start, 1e-9)
             self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=float(loss.detach()),
                        examples_per_second=rate)
         elapsed = max(time.perf_counter() - start, 1e-9)
         return dist.mean(self.ctx, total / max(len(batches), 1)), seen * self.ctx.world_size / elapsed
+
+    def batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """(loss, number of examples) of one training batch; a task family's trainer overrides it."""
+        batch.pop("index")
+        labels = batch.pop("labels").to(self.ctx.device)  # (B,)
+        with autocast(self.ctx.device, self.precision):
+            logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
+        return self.criterion(logits.float(), labels), len(labels)
+
+    def selection_score(self, validation: dict[str, Any]) -> float:
+        """Higher is better: picks the best epoch (earliest on ties); classification: validation accuracy."""
+        return validation["accuracy"]
 
     def _evaluate(self, examples: Examples) -> dict[str, Any]:
         return evaluate(self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx,
@@ -155,9 +163,10 @@ class Trainer:
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
             validation = self._evaluate(self.data.validation)
-            improved = validation["accuracy"] > state.best_accuracy
+            score = self.selection_score(validation)
+            improved = score > state.best_accuracy
             if improved:
-                state.best_epoch, state.best_accuracy = epoch, validation["accuracy"]
+                state.best_epoch, state.best_accuracy = epoch, score
             state.epoch_done = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "examples_per_second": rate,
                       "seconds": time.perf_counter() - start, "validation": validation, "best": improved}
