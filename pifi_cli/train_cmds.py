@@ -134,13 +134,38 @@ class TrainProgress:
             self._close()
             val = event.metrics["validation"]
             best = "  [green]best[/]" if event.metrics["best"] else ""
-            err_console.print(f"seed {event.seed} epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  "
-                              f"val acc {100 * val['accuracy']:.2f}  val F1 {100 * val['macro_f1']:.2f}  "
+            scores = (f"val loss {val['loss']:.4f}  val BLEU {val['bleu']:.2f}  val ROUGE-L {val['rougeL']:.2f}"
+                      if "bleu" in val else f"val acc {100 * val['accuracy']:.2f}  val F1 {100 * val['macro_f1']:.2f}")
+            err_console.print(f"seed {event.seed} epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  {scores}  "
                               f"{event.examples_per_second:.0f} ex/s{best}", highlight=False)
+
+
+def _print_seq2seq_results(results: list) -> None:
+    from rich.table import Table
+
+    from pifi_train.seq2seq.runner import summarize_seeds
+
+    table = Table(title="pifi train: best epoch per seed (sacreBLEU, BLEU-avg 0..1, ROUGE-L %)", title_justify="left")
+    for col in ("seed", "best epoch", "val BLEU", "test BLEU", "test BLEU-avg", "test ROUGE-L", "run"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    num = lambda split, key, f=".2f": format(split[key], f) if split else "-"  # noqa: E731
+    for r in results:
+        final = r.metrics["final"]
+        table.add_row(str(r.seed), str(final["best_epoch"]), num(final["validation"], "bleu"), num(final["test"], "bleu"),
+                      num(final["test"], "bleu_avg", ".4f"), num(final["test"], "rougeL"), str(r.run_dir))
+    if len(results) > 1:
+        summary = summarize_seeds(results)
+        cell = lambda key, f=".2f": (f"{format(summary[key]['mean'], f)} ± {format(summary[key]['std'], f)}" if key in summary else "-")  # noqa: E731
+        table.add_row("mean ± std", "", cell("validation_bleu"), cell("test_bleu"), cell("test_bleu_avg", ".4f"),
+                      cell("test_rougeL"), str(results[0].run_dir.parent))
+    out_console.print(table)
 
 
 def _print_results(results: list) -> None:
     from rich.table import Table
+
+    if "bleu" in results[0].metrics["final"]["validation"]:
+        return _print_seq2seq_results(results)
 
     from pifi_train.runner import summarize_seeds
 
@@ -174,10 +199,13 @@ def predict(
     """Classify texts with a trained run (checkpoint + the artifact it was trained with)."""
     import json
 
+    from pifi_train.families import run_family
     from pifi_train.predict import accuracy, load_run, predict as run_predict, read_inputs
 
     if (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
+    if run_family(run_dir) == "seq2seq":
+        return _predict_seq2seq(run_dir, text, file, output, layer_artifact, device, batch_size)
     loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
     labels = None
     if file is not None:
@@ -195,6 +223,42 @@ def predict(
             typer.echo(f"{p.label}\t{probs}\t{t}")
     if labels is not None:
         say(f"accuracy {100 * accuracy(predictions, labels, loaded.label_names):.2f}% on {len(labels)} labelled examples")
+
+
+def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str], output: Optional[str],
+                     layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
+    """Generate with a seq2seq run: --text, or --file (.txt lines, or the run's source column; BLEU when targets)."""
+    import json
+
+    from pifi_train.data import read_table
+    from pifi_train.seq2seq.metrics import generation_metrics
+    from pifi_train.seq2seq.predict import generate, load_seq2seq_run
+
+    loaded = load_seq2seq_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    references = None
+    if file is None:
+        texts = list(text or [])
+    elif Path(file).suffix.lower() == ".txt":
+        texts = [line for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        rows = read_table(Path(file))
+        source, target = loaded.options.source_column, loaded.options.target_column
+        if source not in rows[0]:
+            raise typer.BadParameter(f"{file} has no column {source!r}", param_hint="--file")
+        texts = [str(r[source]) for r in rows]
+        references = [str(r[target]) for r in rows] if target in rows[0] else None
+    hypotheses = generate(loaded, texts, batch_size=batch_size)
+    lines = [json.dumps({"source": t, "hypothesis": h}, ensure_ascii=False) for t, h in zip(texts, hypotheses)]
+    if output is not None:
+        Path(output).write_text("".join(line + "\n" for line in lines))
+        say(f"wrote {len(lines)} generations to {output}")
+    else:
+        for t, h in zip(texts, hypotheses):
+            typer.echo(f"{h}\t{t}")
+    if references is not None:
+        scores = generation_metrics(hypotheses, references)
+        say(f"BLEU {scores['bleu']:.2f}  BLEU-avg {scores['bleu_avg']:.4f}  ROUGE-L {scores['rougeL']:.2f} "
+            f"on {len(references)} references")
 
 
 def report(
@@ -218,17 +282,38 @@ def report(
     table = Table(title="pifi report (accuracy / macro-F1 in %, mean ± std over seeds)", title_justify="left")
     for col in (*GROUP_FIELDS, "split", "seeds", "accuracy", "macro-F1", "Δ acc vs base"):
         table.add_column(col, justify="right" if col in ("seeds", "accuracy", "macro-F1", "Δ acc vs base") else "left")
-    for row in result.rows:
+    for row in (r for r in result.rows if not r.generation):
         delta = f"{100 * row.delta_vs_base:+.2f}" if row.delta_vs_base is not None else ""
         table.add_row(*row.group, row.split, str(len(row.seeds)), f"{100 * row.accuracy_mean:.2f} ± {100 * row.accuracy_std:.2f}",
                       f"{100 * row.macro_f1_mean:.2f} ± {100 * row.macro_f1_std:.2f}", delta)
-    out_console.print(table)
+    if any(not r.generation for r in result.rows):
+        out_console.print(table)
+    _print_generation_rows([r for r in result.rows if r.generation], GROUP_FIELDS)
     for skipped in result.skipped:
         out_console.print(f"[yellow]unfinished, skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     for note in result.notes:
         out_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if result.plot is not None:
         say(f"validation curves: {result.plot}")
+
+
+def _print_generation_rows(rows: list, group_fields: tuple[str, ...]) -> None:
+    """Seq2seq runs: sacreBLEU, BLEU-avg (nlg-eval style, 0..1 as in the paper), chrF, ROUGE; mean ± std."""
+    if not rows:
+        return
+    from rich.table import Table
+
+    table = Table(title="pifi report, seq2seq (sacreBLEU / chrF / ROUGE F1 in %, BLEU-avg 0..1 as the paper; "
+                  "mean ± std over seeds)", title_justify="left")
+    metrics = {"bleu": "BLEU", "bleu_avg": "BLEU-avg", "chrf": "chrF", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+               "rougeL": "ROUGE-L"}
+    for col in (*group_fields[:3], "split", "seeds", *metrics.values()):
+        table.add_column(col, justify="left" if col in (*group_fields[:3], "split") else "right")
+    for row in rows:
+        cells = [(f"{m:.4f} ± {s:.4f}" if key == "bleu_avg" else f"{m:.2f} ± {s:.2f}") if key in row.generation
+                 else "" for key in metrics for m, s in [row.generation.get(key, (0.0, 0.0))]]
+        table.add_row(*row.group[:3], row.split, str(len(row.seeds)), *cells)
+    out_console.print(table)
 
 
 def register(app: typer.Typer) -> None:

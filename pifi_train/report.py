@@ -30,7 +30,8 @@ class RunRecord:
     split: str  # "test", or "validation" when the run has no test split
     accuracy: float
     macro_f1: float
-    curve: list[float]  # validation accuracy per epoch
+    curve: list[float]  # validation accuracy per epoch (seq2seq: validation BLEU / 100)
+    generation: dict[str, float] = field(default_factory=dict)  # seq2seq runs: BLEU, ROUGE... (else empty)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class GroupRow:
     macro_f1_mean: float
     macro_f1_std: float
     delta_vs_base: float | None = None  # accuracy points vs the base model of the same task and SLM
+    generation: dict[str, list[float]] = field(default_factory=dict)  # seq2seq: metric -> [mean, std]
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+GENERATION_METRICS = ("bleu", "bleu_avg", "chrf", "rouge1", "rouge2", "rougeL")
 GROUP_FIELDS = ("task", "slm", "method", "plug", "attention", "post_norm", "layer")
 
 
@@ -104,6 +107,10 @@ def load_record(run_dir: Path) -> RunRecord | None:
     if not final:
         return None
     split = "test" if final.get("test") else "validation"
+    if "bleu" in final[split]:  # a seq2seq run (pifi_train.seq2seq): generation metrics, no accuracy
+        generation = {k: float(final[split][k]) for k in GENERATION_METRICS if k in final[split]}
+        return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, float("nan"), float("nan"),
+                         [e["validation"]["bleu"] / 100 for e in metrics["epochs"]], generation)
     return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split]["accuracy"],
                      final[split]["macro_f1"], [e["validation"]["accuracy"] for e in metrics["epochs"]])
 
@@ -122,6 +129,8 @@ def summarize(records: Sequence[RunRecord]) -> list[GroupRow]:
         acc, acc_std = _mean_std([m.accuracy for m in members])
         f1, f1_std = _mean_std([m.macro_f1 for m in members])
         rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std))
+        rows[-1].generation = {k: list(_mean_std([m.generation[k] for m in members]))
+                               for k in GENERATION_METRICS if all(k in m.generation for m in members)}
     base = {(r.group[0], r.group[1], r.split): r.accuracy_mean for r in rows if r.group[2] == "base"}
     for row in rows:
         reference = base.get((row.group[0], row.group[1], row.split))
