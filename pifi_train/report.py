@@ -126,15 +126,16 @@ def summarize(records: Sequence[RunRecord]) -> list[GroupRow]:
         groups.setdefault((r.group, r.split), []).append(r)
     rows = []
     for (group, split), members in groups.items():
-        acc, acc_std = _mean_std([m.accuracy for m in members])
-        f1, f1_std = _mean_std([m.macro_f1 for m in members])
+        nan = (float("nan"), float("nan"))  # seq2seq runs have no accuracy
+        acc, acc_std = nan if members[0].generation else _mean_std([m.accuracy for m in members])
+        f1, f1_std = nan if members[0].generation else _mean_std([m.macro_f1 for m in members])
         rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std))
         rows[-1].generation = {k: list(_mean_std([m.generation[k] for m in members]))
                                for k in GENERATION_METRICS if all(k in m.generation for m in members)}
     base = {(r.group[0], r.group[1], r.split): r.accuracy_mean for r in rows if r.group[2] == "base"}
     for row in rows:
         reference = base.get((row.group[0], row.group[1], row.split))
-        if reference is not None and row.group[2] != "base":
+        if reference is not None and row.group[2] != "base" and not row.generation:
             row.delta_vs_base = row.accuracy_mean - reference
     rows.sort(key=lambda r: (r.group[0], r.group[1], r.group[2] != "base", r.group))
     return rows

@@ -82,3 +82,32 @@ def test_padding_never_enters_the_loss(s2s_assets):
         padded = model(**{k: v for k, v in batch.items() if k != "index"}).logits[0]  # (L, V)
         single = model(**{k: v for k, v in alone.items() if k != "index"}).logits[0]
     assert torch.allclose(criterion(padded, batch["labels"][0]), criterion(single, alone["labels"][0]), atol=1e-5)
+
+
+def test_cli_train_seeds_resume_predict_and_report(s2s_assets, tmp_path, capsys):
+    import cli
+
+    from pifi_train.report import build_report
+
+    files, out = s2s_assets["files"], tmp_path / "sweep"
+    args = ["train", "--task-type", "seq2seq", "--train-file", str(files["train"]), "--validation-file",
+            str(files["validation"]), "--test-file", str(files["test"]), "--source-column", "src",
+            "--target-column", "tgt", "--slm", str(s2s_assets["bart"]), "--layer-artifact", str(s2s_assets["artifact"]),
+            "--output-dir", str(out), "--seeds", "2", "--epochs", "1", "--batch-size", "16", "--lr", "3e-3",
+            "--max-length", "16", "--max-target-length", "16", "--num-beams", "2", "--max-new-tokens", "8",
+            "--select-by", "bleu", "--max-train-samples", "64", "--quiet"]
+    cli.main(args)
+    assert "BLEU" in capsys.readouterr().out
+    cli.main(["train", "--output-dir", str(out), "--resume", "--epochs", "2", "--quiet"])  # extend to 2 epochs
+    capsys.readouterr()
+    metrics = json.loads((out / "seed-2023" / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and metrics["complete"]
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["summary"]["test_bleu"]["values"] and "test_rougeL" in sweep["summary"]
+    cli.main(["predict", "--run-dir", str(out / "seed-2023"), "--text", "w1 w2 w3"])
+    assert capsys.readouterr().out.rstrip("\n").endswith("\tw1 w2 w3")  # hypothesis TAB source
+    report = build_report([out])
+    [row] = report.rows
+    assert len(row.seeds) == 2 and row.generation["bleu"][0] == pytest.approx(sweep["summary"]["test_bleu"]["mean"])
+    cli.main(["report", str(out), "--no-plot"])
+    assert "BLEU-avg" in capsys.readouterr().out
