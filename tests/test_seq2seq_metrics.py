@@ -38,3 +38,15 @@ def test_mismatched_lengths_refused():
 
     with pytest.raises(ConfigError):
         generation_metrics(["a"], ["a", "b"])
+
+
+def test_missing_generation_extra_is_one_named_fix(monkeypatch):
+    import builtins
+
+    from pifi_extract.errors import ConfigError
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name=name))
+                        if name.startswith("sacrebleu") else real_import(name, *a, **k))
+    with pytest.raises(ConfigError, match=r"pifi\[generation\]"):
+        generation_metrics(["a"], ["a"])

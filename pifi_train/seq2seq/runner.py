@@ -22,6 +22,7 @@ from ..config import ProgressCallback, TrainConfig, resolve_precision
 from ..layer_ref import describe_artifacts, layer_record, load_frozen_layers
 from ..runner import RunResult, _finished, default_output_dir, versions
 from ..slm import load_tokenizer
+from ..trainer import TrainState
 from .data import TASKS, Seq2SeqData, load_builtin_pairs, load_local_pairs
 from .model import Seq2SeqPifi, load_seq2seq_slm
 from .trainer import SELECT_BY, Seq2SeqTrainer
@@ -115,8 +116,6 @@ def _train_seed(config: TrainConfig, ctx: dist.DistContext, precision: Any, laye
         tokenizer.save_pretrained(run_dir / ckpt.CHECKPOINT_DIR)
         slm_config.save_pretrained(run_dir / ckpt.CHECKPOINT_DIR)
     dist.barrier(ctx)
-    from ..trainer import TrainState
-
     state = state or TrainState()
     if state.epoch_done >= config.epochs:
         return RunResult(run_dir, seed, trainer.finish(metrics, state))
