@@ -26,8 +26,8 @@ def make_tokenizer(folder: Path):
     return tokenizer
 
 
-def make_tiny_seq2seq(kind: str, folder: Path, seed: int = 0) -> Path:
-    """A random tiny T5 or BART (d_model 64) with the word tokenizer, saved as a loadable folder."""
+def make_tiny_seq2seq(kind: str, folder: Path, seed: int = 0, d_model: int = 64) -> Path:
+    """A random tiny T5 or BART (d_model 64 by default) with the word tokenizer, saved as a loadable folder."""
     from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -35,13 +35,14 @@ def make_tiny_seq2seq(kind: str, folder: Path, seed: int = 0) -> Path:
     vocab = len(tokenizer)
     torch.manual_seed(seed)
     if kind == "t5":
-        config = T5Config(vocab_size=vocab, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+        config = T5Config(vocab_size=vocab, d_model=d_model, d_kv=d_model // 4, d_ff=2 * d_model, num_layers=2,
+                          num_heads=4,
                           pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, dropout_rate=0.0)
         model = T5ForConditionalGeneration(config)
     else:
-        config = BartConfig(vocab_size=vocab, d_model=64, encoder_layers=2, decoder_layers=2,
-                            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128,
-                            decoder_ffn_dim=128, max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
+        config = BartConfig(vocab_size=vocab, d_model=d_model, encoder_layers=2, decoder_layers=2,
+                            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
+                            decoder_ffn_dim=2 * d_model, max_position_embeddings=64, pad_token_id=0, eos_token_id=1,
                             bos_token_id=2, decoder_start_token_id=1, forced_eos_token_id=1, dropout=0.0)
         model = BartForConditionalGeneration(config)
     model.save_pretrained(folder)

@@ -32,11 +32,12 @@ def test_identity_plug_reproduces_base_logits_and_generate(kind, artifact, tmp_p
 
     from pifi_train.seq2seq.model import PluggedEncoder, Seq2SeqPifi
 
-    folder = make_tiny_seq2seq(kind, tmp_path / kind)
+    folder = make_tiny_seq2seq(kind, tmp_path / kind, d_model=32)
     base = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
     pifi = Seq2SeqPifi(copy.deepcopy(base), identity_layer(artifact)).eval()
     assert isinstance(pifi.seq2seq.get_encoder(), PluggedEncoder)
-    q, _ = torch.linalg.qr(torch.randn(64, 32, dtype=torch.float64))  # (64, 32), orthonormal columns
+    hidden = base.config.d_model
+    q, _ = torch.linalg.qr(torch.randn(64, hidden, dtype=torch.float64))  # (64, H), orthonormal columns
     with torch.no_grad():
         pifi.plug.l_in.weight.copy_(q.float())
         pifi.plug.l_out.weight.copy_(q.T.float())  # L_out @ L_in = I
@@ -54,3 +55,4 @@ def test_identity_plug_reproduces_base_logits_and_generate(kind, artifact, tmp_p
                        base.generate(**batch, **decoding))
     assert not any(k.startswith("layer.") for k in pifi.trainable_state_dict())
     assert not any("frozen" in k or ".layer.self_attn" in k for k in pifi.trainable_state_dict())
+
