@@ -106,6 +106,9 @@ def test_cli_train_seeds_resume_predict_and_report(s2s_assets, tmp_path, capsys)
     assert sweep["summary"]["test_bleu"]["values"] and "test_rougeL" in sweep["summary"]
     cli.main(["predict", "--run-dir", str(out / "seed-2023"), "--text", "w1 w2 w3"])
     assert capsys.readouterr().out.rstrip("\n").endswith("\tw1 w2 w3")  # hypothesis TAB source
+    cli.main(["predict", "--run-dir", str(out / "seed-2023"), "--file", str(files["test"]), "-o", str(tmp_path / "p.jsonl")])
+    assert "on 48 references" in capsys.readouterr().out  # references in the file: scored (BLEU, ROUGE-L)
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 48
     report = build_report([out])
     [row] = report.rows
     assert len(row.seeds) == 2 and row.generation["bleu"][0] == pytest.approx(sweep["summary"]["test_bleu"]["mean"])
