@@ -14,12 +14,12 @@ from typing import Any
 
 import torch
 
-from pifi_extract.errors import ConfigError
+from pifi_extract.errors import ArtifactError, ConfigError
 
 from .. import checkpoint as ckpt
 from .. import distributed as dist
 from ..config import ProgressCallback, TrainConfig, resolve_precision
-from ..layer_ref import describe_artifacts, layer_record, load_frozen_layers
+from ..layer_ref import describe_artifacts, layer_record, load_frozen_layers, recorded_layers
 from ..runner import RunResult, _finished, default_output_dir, versions
 from ..slm import load_tokenizer
 from ..trainer import TrainState
@@ -88,6 +88,10 @@ def _train_seed(config: TrainConfig, ctx: dist.DistContext, precision: Any, laye
                 progress: ProgressCallback | None) -> RunResult:
     if resume and (done := _finished(run_dir, config.epochs)) is not None:
         return RunResult(run_dir, seed, done)
+    if resume and layer is not None and (run_dir / ckpt.CONFIG).is_file():
+        recorded = [entry.get("sha256") for entry in recorded_layers(ckpt.read_json(run_dir / ckpt.CONFIG))]
+        if recorded != [identity.sha256 for identity in layer]:
+            raise ArtifactError("--resume: the layer artifact(s) are not the ones this run started with")
     torch.manual_seed(seed)
     seq2seq = load_seq2seq_slm(config.slm, slm_config, pretrained=config.slm_pretrained)
     frozen = load_frozen_layers(layer, ctx.device, precision.layer_dtype) if layer is not None else None
