@@ -36,8 +36,9 @@ def train(s2s_assets, out, kind, method, **overrides):
     return run_training(config)
 
 
-# BART learns the copy task in a few epochs. A T5 of this size learns it far more slowly (its only position
-# signal is a relative bias in self-attention, none in cross-attention), so its run checks the plumbing only.
+# BART (absolute positions) learns the copy task in a few epochs. A 2-layer T5 of this size does not: its only
+# position signal is a relative bias in self-attention (none in cross-attention), and after 30 epochs both arms
+# still emit the right words in the wrong order (val BLEU ~15, base and pifi alike), so its run checks the plumbing.
 @pytest.mark.parametrize("kind,method,epochs", [("bart", "pifi", 8), ("bart", "base", 8), ("t5", "pifi", 2)])
 def test_copy_task_trains_to_high_bleu(s2s_assets, tmp_path, kind, method, epochs):
     from safetensors import safe_open
