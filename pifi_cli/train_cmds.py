@@ -75,6 +75,16 @@ def train(
     max_answer_length: Annotated[int, typer.Option("--max-answer-length", help="QA: longest answer in tokens.")] = D("max_answer_length"),
     n_best: Annotated[int, typer.Option("--n-best", help="QA: start and end candidates per window.")] = D("n_best"),
     null_score_threshold: Annotated[float, typer.Option("--null-score-threshold", help="QA v2: answer nothing when the no-answer score beats the best span by more than this.")] = D("null_score_threshold"),
+    # sequence-to-sequence (--task-type seq2seq, multi30k, cnn_dailymail)
+    source_column: Annotated[str, typer.Option("--source-column", help="Seq2seq: column with the source text.")] = D("source_column"),
+    target_column: Annotated[str, typer.Option("--target-column", help="Seq2seq: column with the target text.")] = D("target_column"),
+    source_prefix: Annotated[Optional[str], typer.Option("--source-prefix", help="Seq2seq: text put before every source (default: the built-in task's T5 prefix for T5, else none).")] = D("source_prefix"),
+    max_target_length: Annotated[int, typer.Option("--max-target-length", help="Seq2seq: maximum target tokens in training.")] = D("max_target_length"),
+    num_beams: Annotated[int, typer.Option("--num-beams", help="Seq2seq decoding (both arms, model.generate): beams.")] = D("num_beams"),
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", help="Seq2seq decoding: most generated tokens.")] = D("max_new_tokens"),
+    length_penalty: Annotated[float, typer.Option("--length-penalty", help="Seq2seq decoding: beam length penalty.")] = D("length_penalty"),
+    no_repeat_ngram_size: Annotated[int, typer.Option("--no-repeat-ngram-size", help="Seq2seq decoding: forbid repeating n-grams of this size (0: off).")] = D("no_repeat_ngram_size"),
+    select_by: Annotated[str, typer.Option("--select-by", help="Seq2seq best epoch: loss (validation loss, the authors), bleu or rougeL.")] = D("select_by"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output-dir from its last finished epoch (its saved options are used).")] = False,
     report_to: Annotated[Optional[list[str]], typer.Option("--report-to", help="Experiment trackers (as transformers' report_to): none, all, tensorboard, wandb, mlflow; repeatable.")] = None,
     slm_random_init: Annotated[bool, typer.Option("--slm-random-init", hidden=True, help="Random SLM weights (benchmarks).")] = False,
@@ -164,8 +174,9 @@ class TrainProgress:
             val = event.metrics["validation"]
             best = "  [green]best[/]" if event.metrics["best"] else ""
             (first, second), (name, _) = metric_keys(val), metric_labels(val)
-            err_console.print(f"seed {event.seed} epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  "
-                              f"val {name} {100 * val[first]:.2f}  val F1 {100 * val[second]:.2f}  "
+            scores = (f"val loss {val['loss']:.4f}  val BLEU {val['bleu']:.2f}  val ROUGE-L {val['rougeL']:.2f}"
+                      if "bleu" in val else f"val {name} {100 * val[first]:.2f}  val F1 {100 * val[second]:.2f}")
+            err_console.print(f"seed {event.seed} epoch {event.epoch}/{event.epochs}  loss {event.loss:.4f}  {scores}  "
                               f"{event.examples_per_second:.0f} ex/s{best}", highlight=False)
 
 
@@ -178,8 +189,32 @@ def metric_labels(metrics: dict) -> tuple[str, str]:
     return ("EM", "F1") if "exact_match" in metrics else ("acc", "F1")
 
 
+def _print_seq2seq_results(results: list) -> None:
+    from rich.table import Table
+
+    from pifi_train.seq2seq.runner import summarize_seeds
+
+    table = Table(title="pifi train: best epoch per seed (sacreBLEU, BLEU-avg 0..1, ROUGE-L %)", title_justify="left")
+    for col in ("seed", "best epoch", "val BLEU", "test BLEU", "test BLEU-avg", "test ROUGE-L", "run"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    num = lambda split, key, f=".2f": format(split[key], f) if split else "-"  # noqa: E731
+    for r in results:
+        final = r.metrics["final"]
+        table.add_row(str(r.seed), str(final["best_epoch"]), num(final["validation"], "bleu"), num(final["test"], "bleu"),
+                      num(final["test"], "bleu_avg", ".4f"), num(final["test"], "rougeL"), str(r.run_dir))
+    if len(results) > 1:
+        summary = summarize_seeds(results)
+        cell = lambda key, f=".2f": (f"{format(summary[key]['mean'], f)} ± {format(summary[key]['std'], f)}" if key in summary else "-")  # noqa: E731
+        table.add_row("mean ± std", "", cell("validation_bleu"), cell("test_bleu"), cell("test_bleu_avg", ".4f"),
+                      cell("test_rougeL"), str(results[0].run_dir.parent))
+    out_console.print(table)
+
+
 def _print_results(results: list) -> None:
     from rich.table import Table
+
+    if "bleu" in results[0].metrics["final"]["validation"]:
+        return _print_seq2seq_results(results)
 
     from pifi_train.runner import summarize_seeds
 
@@ -233,6 +268,8 @@ def predict(
 
     if (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
+    if run_family(run_dir) == "seq2seq":
+        return _predict_seq2seq(run_dir, text, file, output, layer_artifact, device, batch_size)
     loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
     labels = None
     if file is not None:
@@ -272,6 +309,42 @@ def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output:
             typer.echo(f"{a.text}\t{a.score:.4f}\t{q}")
 
 
+def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str], output: Optional[str],
+                     layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
+    """Generate with a seq2seq run: --text, or --file (.txt lines, or the run's source column; BLEU when targets)."""
+    import json
+
+    from pifi_train.data import read_table
+    from pifi_train.seq2seq.metrics import generation_metrics
+    from pifi_train.seq2seq.predict import generate, load_seq2seq_run
+
+    loaded = load_seq2seq_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    references = None
+    if file is None:
+        texts = list(text or [])
+    elif Path(file).suffix.lower() == ".txt":
+        texts = [line for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        rows = read_table(Path(file))
+        source, target = loaded.options.source_column, loaded.options.target_column
+        if source not in rows[0]:
+            raise typer.BadParameter(f"{file} has no column {source!r}", param_hint="--file")
+        texts = [str(r[source]) for r in rows]
+        references = [str(r[target]) for r in rows] if target in rows[0] else None
+    hypotheses = generate(loaded, texts, batch_size=batch_size)
+    lines = [json.dumps({"source": t, "hypothesis": h}, ensure_ascii=False) for t, h in zip(texts, hypotheses)]
+    if output is not None:
+        Path(output).write_text("".join(line + "\n" for line in lines))
+        say(f"wrote {len(lines)} generations to {output}")
+    else:
+        for t, h in zip(texts, hypotheses):
+            typer.echo(f"{h}\t{t}")
+    if references is not None:
+        scores = generation_metrics(hypotheses, references)
+        say(f"BLEU {scores['bleu']:.2f}  BLEU-avg {scores['bleu_avg']:.4f}  ROUGE-L {scores['rougeL']:.2f} "
+            f"on {len(references)} references")
+
+
 def report(
     run_dirs: Annotated[list[str], typer.Argument(help="Run directories, seed sweeps, or folders holding them.")],
     plot: Annotated[Optional[str], typer.Option("--plot", help="Where to write the validation-curve PNG (default pifi-report.png; needs matplotlib).")] = None,
@@ -284,7 +357,7 @@ def report(
     from rich.table import Table
 
     from pifi_extract.errors import ConfigError
-    from pifi_train.report import FORMATS, build_report, render, table_cells
+    from pifi_train.report import FORMATS, GROUP_FIELDS, build_report, render, table_cells
 
     fmt = "json" if as_json else output_format
     if fmt is not None and fmt not in FORMATS:
@@ -296,20 +369,41 @@ def report(
     if fmt is not None:
         typer.echo(render(result.rows, fmt))
         return
-    header, cells = table_cells(result.rows)
+    header, cells = table_cells([r for r in result.rows if not r.generation])
     table = Table(title="pifi report (accuracy / macro-F1 in %, QA rows: EM / F1; mean ± std over seeds; Δ, p and CI vs base)",
                   title_justify="left")
     for col in header:
         table.add_column(col, justify="left" if col in (*header[:8],) else "right")
     for row in cells:
         table.add_row(*row)
-    out_console.print(table)
+    if any(not r.generation for r in result.rows):
+        out_console.print(table)
+    _print_generation_rows([r for r in result.rows if r.generation], GROUP_FIELDS)
     for skipped in result.skipped:
         out_console.print(f"[yellow]unfinished, skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     for note in result.notes:
         out_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     if result.plot is not None:
         say(f"validation curves: {result.plot}")
+
+
+def _print_generation_rows(rows: list, group_fields: tuple[str, ...]) -> None:
+    """Seq2seq runs: sacreBLEU, BLEU-avg (nlg-eval style, 0..1 as in the paper), chrF, ROUGE; mean ± std."""
+    if not rows:
+        return
+    from rich.table import Table
+
+    table = Table(title="pifi report, seq2seq (sacreBLEU / chrF / ROUGE F1 in %, BLEU-avg 0..1 as the paper; "
+                  "mean ± std over seeds)", title_justify="left")
+    metrics = {"bleu": "BLEU", "bleu_avg": "BLEU-avg", "chrf": "chrF", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
+               "rougeL": "ROUGE-L"}
+    for col in (*group_fields[:3], "split", "seeds", *metrics.values()):
+        table.add_column(col, justify="left" if col in (*group_fields[:3], "split") else "right")
+    for row in rows:
+        cells = [(f"{m:.4f} ± {s:.4f}" if key == "bleu_avg" else f"{m:.2f} ± {s:.2f}") if key in row.generation
+                 else "" for key in metrics for m, s in [row.generation.get(key, (0.0, 0.0))]]
+        table.add_row(*row.group[:3], row.split, str(len(row.seeds)), *cells)
+    out_console.print(table)
 
 
 def register(app: typer.Typer) -> None:

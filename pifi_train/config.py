@@ -81,6 +81,16 @@ class TrainConfig:
     max_answer_length: int = 30  # longest answer span in tokens
     n_best: int = 20  # start and end candidates per window
     null_score_threshold: float = 0.0  # v2: answer "" when the no-answer score beats the best span by more
+    # sequence-to-sequence (task family seq2seq: pifi_train.seq2seq)
+    source_column: str = "source"
+    target_column: str = "target"
+    source_prefix: str | None = None  # None: the built-in task's T5 prefix for a T5 SLM, else none
+    max_target_length: int = 100
+    num_beams: int = 5
+    max_new_tokens: int = 100
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    select_by: str = "loss"  # loss (validation loss, the authors) | bleu | rougeL
 
     def __post_init__(self) -> None:
         # one artifact is always a plain string (config.json as before); several stay an ordered list

@@ -18,11 +18,14 @@ from pifi_extract.errors import ConfigError
 FAMILIES: dict[str, str] = {
     "classification": "pifi_train.runner:run_classification",
     "qa": "pifi_train.qa.runner:run_qa",
+    "seq2seq": "pifi_train.seq2seq.runner:run_seq2seq",
 }
 # built-in task -> family (tasks not listed are classification tasks of pifi_train.tasks.TASKS)
 TASK_FAMILIES: dict[str, str] = {
     "squad": "qa",
     "squad_v2": "qa",
+    "multi30k": "seq2seq",
+    "cnn_dailymail": "seq2seq",
 }
 
 

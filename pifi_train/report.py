@@ -37,9 +37,10 @@ class RunRecord:
     split: str  # "test", or "validation" when the run has no test split
     accuracy: float
     macro_f1: float
-    curve: list[float]  # validation accuracy per epoch
+    curve: list[float]  # validation accuracy per epoch (seq2seq: validation BLEU / 100)
     extra: dict[str, float] = field(default_factory=dict)  # --extra-test name -> accuracy
     metric: str = "accuracy"  # QA runs: "exact_match" (accuracy/macro_f1 then hold EM/F1)
+    generation: dict[str, float] = field(default_factory=dict)  # seq2seq runs: BLEU, ROUGE... (else empty)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class GroupRow:
     bootstrap: Difference | None = None  # paired bootstrap over test examples (--bootstrap N)
     extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # --extra-test -> accuracy mean, std
     metric: str = "accuracy"  # QA groups: "exact_match" (the accuracy/macro_f1 fields hold EM/F1)
+    generation: dict[str, list[float]] = field(default_factory=dict)  # seq2seq: metric -> [mean, std]
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+GENERATION_METRICS = ("bleu", "bleu_avg", "chrf", "rouge1", "rouge2", "rougeL")
 GROUP_FIELDS = ("task", "slm", "method", "plug", "attention", "post_norm", "layer")
 
 
@@ -122,6 +125,10 @@ def load_record(run_dir: Path) -> RunRecord | None:
     if not final:
         return None
     split = "test" if final.get("test") else "validation"
+    if "bleu" in final[split]:  # a seq2seq run (pifi_train.seq2seq): generation metrics, no accuracy
+        generation = {k: float(final[split][k]) for k in GENERATION_METRICS if k in final[split]}
+        return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, float("nan"), float("nan"),
+                         [e["validation"]["bleu"] / 100 for e in metrics["epochs"]], generation=generation)
     extra = {name: m["accuracy"] for name, m in (final.get("extra_tests") or {}).items()}
     first, second = ("exact_match", "f1") if "exact_match" in final[split] else ("accuracy", "macro_f1")
     return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split][first],
@@ -158,17 +165,20 @@ def summarize(records: Sequence[RunRecord], bootstrap: int = 0) -> list[GroupRow
         groups.setdefault((r.group, r.split), []).append(r)
     rows, members_of = [], {}
     for (group, split), members in groups.items():
-        acc, acc_std = mean_std([m.accuracy for m in members])
-        f1, f1_std = mean_std([m.macro_f1 for m in members])
+        nan = (float("nan"), float("nan"))  # seq2seq runs have no accuracy
+        acc, acc_std = nan if members[0].generation else mean_std([m.accuracy for m in members])
+        f1, f1_std = nan if members[0].generation else mean_std([m.macro_f1 for m in members])
         names = sorted({name for m in members for name in m.extra})
         extra = {name: mean_std([m.extra[name] for m in members if name in m.extra]) for name in names}
         rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std, extra=extra,
                              metric=members[0].metric))
+        rows[-1].generation = {k: list(mean_std([m.generation[k] for m in members]))
+                               for k in GENERATION_METRICS if all(k in m.generation for m in members)}
         members_of[(group, split)] = members
     base = {(r.group[0], r.group[1], r.split): r for r in rows if r.group[2] == "base"}
     for row in rows:
         reference = base.get((row.group[0], row.group[1], row.split))
-        if reference is not None and row.group[2] != "base":
+        if reference is not None and row.group[2] != "base" and not row.generation:
             row.delta_vs_base = row.accuracy_mean - reference.accuracy_mean
             mine, theirs = members_of[(row.group, row.split)], members_of[(reference.group, reference.split)]
             row.welch = welch_difference([m.accuracy for m in mine], [b.accuracy for b in theirs])

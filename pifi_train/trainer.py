@@ -88,7 +88,7 @@ class TrainState:
 
     epoch_done: int = 0
     best_epoch: int = 0
-    best_accuracy: float = -1.0
+    best_accuracy: float = -float("inf")  # the best selection_score so far (classification: accuracy)
 
 
 class Trainer:
@@ -172,6 +172,10 @@ class Trainer:
         self.scaler.update()
         return float(loss.detach()), count
 
+    def selection_score(self, validation: dict[str, Any]) -> float:
+        """Higher is better: picks the best epoch (earliest on ties); default: ``validation[select_metric]``."""
+        return validation[self.select_metric]
+
     def _evaluate(self, examples: Examples) -> dict[str, Any]:
         return evaluate(self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx,
                         self.precision)
@@ -184,9 +188,10 @@ class Trainer:
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
             validation = self._evaluate(self.data.validation)
-            improved = validation[self.select_metric] > state.best_accuracy
+            score = self.selection_score(validation)
+            improved = score > state.best_accuracy
             if improved:
-                state.best_epoch, state.best_accuracy = epoch, validation[self.select_metric]
+                state.best_epoch, state.best_accuracy = epoch, score
             state.epoch_done = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "examples_per_second": rate,
                       "seconds": time.perf_counter() - start, "validation": validation, "best": improved}
