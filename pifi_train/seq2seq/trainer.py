@@ -106,6 +106,9 @@ class Seq2SeqTrainer(Trainer):
         self.last_generation = (pairs, hypotheses)
         return metrics
 
+    def evaluate_test(self, pairs: Pairs) -> tuple[dict[str, Any], None]:  # type: ignore[override]
+        return self._evaluate(pairs), None  # predictions.jsonl is this family's per-example record
+
     def finish(self, metrics: dict[str, Any], state: Any) -> dict[str, Any]:
         metrics = super().finish(metrics, state)
         if self.ctx.is_main and self.data.test is not None and self.last_generation is not None:
