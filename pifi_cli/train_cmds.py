@@ -90,7 +90,7 @@ def train(
     slm_random_init: Annotated[bool, typer.Option("--slm-random-init", hidden=True, help="Random SLM weights (benchmarks).")] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Plug a frozen LLM layer into a small LM and fine-tune it on a classification or extractive QA task (the paper's recipe)."""
+    """Plug a frozen LLM layer into a small LM and fine-tune it: classification, extractive QA or seq2seq (the paper's recipe)."""
     from transformers.utils import logging as hf_logging
 
     from pifi_train.runner import resume_training, run_training
@@ -254,7 +254,7 @@ def predict(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 64,
     token: TokenOpt = None,
 ) -> None:
-    """Classify texts (or answer --question/--context with a QA run) with a trained run."""
+    """Use a trained run: classify texts, answer --question/--context (QA runs) or generate (seq2seq runs)."""
     import json
 
     from pifi_train.families import run_family
