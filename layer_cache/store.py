@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,8 +18,8 @@ from pifi_extract.artifact import ArtifactInfo, read_artifact
 from pifi_extract.errors import ArtifactError, PifiError
 from pifi_extract.plan import resolve_layer_index
 
-from . import integrity
-from .fsutil import check_writable, key_lock, read_json, sweep_temp_files, write_atomic, write_json
+from . import integrity, ownership
+from .fsutil import check_writable, ensure_dir, key_lock, read_json, sweep_temp_files, write_atomic, write_json
 from .layout import (
     LOCKS_DIR,
     MODEL_JSON,
@@ -87,7 +86,14 @@ class LayerCache:
         return self.root / key.dir_name / key.commit / key.filename
 
     def check_writable(self) -> None:
+        self.claim_root()
         check_writable(self.root)
+
+    def claim_root(self) -> None:
+        """Create the root if needed; tag it as pifi's when pifi created it (or it holds only pifi files)."""
+        created = not os.path.lexists(self.root)
+        ensure_dir(self.root)
+        ownership.claim(self.root, created=created)
 
     # ---- refs and model records ----------------------------------------------------------------
     def read_ref(self, source: str, kind: str, revision: str) -> str | None:
@@ -116,6 +122,7 @@ class LayerCache:
             return
         try:
             if self.read_ref(source, kind, revision) != commit:
+                self.claim_root()
                 write_atomic(path, commit.encode())
         except PifiError:
             pass
@@ -186,6 +193,7 @@ class LayerCache:
     def locked(self, key: CacheKey, on_wait: Callable[[], None] | None = None) -> Iterator[Path]:
         """Hold ``key``'s lock; sweep its stale temp files; yield the artifact's final path."""
         path = self.path_of(key)
+        self.claim_root()
         with key_lock(self.root / LOCKS_DIR / key.lock_name, on_wait):
             sweep_temp_files(path.parent, path.name, locked=True)
             yield path
@@ -234,47 +242,25 @@ class LayerCache:
                 out.append(CachedArtifact(key, path, st.st_size, 0, None, "?", "", integrity.last_used(path)))
         return out
 
-    def remove(self, key: CacheKey) -> None:
-        """Delete one artifact (under its lock), then its commit folder and refs if nothing else is left."""
+    def remove(self, key: CacheKey) -> list[Path]:
+        """Delete one artifact and its memo (under its lock), then what :meth:`tidy` plans; the paths removed.
+
+        Raises :class:`CacheError` for a root that is not a pifi cache or an artifact reached through a link.
+        """
+        path = self.path_of(key)
+        ownership.plan_tidy(self.root, [path])  # refuses before anything is touched
         with self.locked(key) as path:
-            for p in (integrity.memo_path(path), path):
-                try:
-                    p.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    from .fsutil import storage_error
+            first = ownership.plan_tidy(self.root, [path])
+            own = [p for p in first if p in (path, integrity.memo_path(path))]
+            removed = ownership.apply(own)
+        return removed + self.tidy()
 
-                    raise storage_error(err, p.parent) from None
-        self.tidy(self.root / key.dir_name)
+    def plan_tidy(self, artifacts: list[Path] = ()) -> list[Path]:  # type: ignore[assignment]
+        """What removing ``artifacts`` and sweeping leftovers would remove (see :mod:`.ownership`)."""
+        return ownership.plan_tidy(self.root, list(artifacts))
 
-    def tidy(self, source_dir: Path) -> None:
-        """Remove commit folders without artifacts, refs pointing to them, and an empty source folder."""
-        if not source_dir.is_dir():
-            return
-        for commit_dir in [p for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR]:
-            sweep_temp_files(commit_dir)
-            if not any(parse_artifact_filename(p.name) for p in commit_dir.iterdir()) and not any(
-                p.name.startswith(".") and ".pifi-tmp-" in p.name for p in commit_dir.iterdir()
-            ):
-                shutil.rmtree(commit_dir, ignore_errors=True)
-        commits = {p.name for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR}
-        for name, commit in self.refs(source_dir).items():
-            if commit not in commits:
-                try:
-                    (source_dir / REFS_DIR / name).unlink()
-                except OSError:
-                    pass
-        for folder in sorted(source_dir.rglob("*"), reverse=True):
-            if folder.is_dir():
-                try:
-                    folder.rmdir()
-                except OSError:
-                    pass
-        try:
-            source_dir.rmdir()
-        except OSError:
-            pass
-
-    def with_hit(self, artifact: CachedArtifact, hit: bool) -> CachedArtifact:
-        return replace(artifact, hit=hit)
+    def tidy(self) -> list[Path]:
+        """Remove stale temp files, commit folders left without artifacts, refs to them, empty source folders."""
+        if not self.root.is_dir():
+            return []
+        return ownership.apply(ownership.plan_tidy(self.root))

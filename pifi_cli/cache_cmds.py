@@ -81,6 +81,13 @@ def cache_prune(
     verb = "would remove" if dry_run else "removed"
     for e in result.removed:
         say(f"{verb} {e.reference} ({human_bytes(e.size)})")
+    for e in result.skipped:
+        warn(f"kept {e.reference}: it is reached through a symbolic link, and pifi never deletes through one")
+    if dry_run:
+        for p in result.paths:
+            say(f"would delete {p}")
+    elif result.paths:
+        say(f"removed {len(result.paths)} files and empty folders of pifi's ({result.temp_files_removed} stale temp files)")
     say(f"{verb} {len(result.removed)} artifacts, {human_bytes(result.freed_bytes)}; {human_bytes(result.kept_bytes)} kept")
 
 

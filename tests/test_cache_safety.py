@@ -1,0 +1,134 @@
+"""pifi deletes only its own files: tagged roots, exact names, no links followed (every case in tmp folders only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from layer_cache import LayerCache, get_or_extract, parse_size, prune
+from layer_cache.ownership import MARKER_NAME, TAG_NAME, TAG_SIGNATURE
+from pifi_extract.errors import CacheError, ConfigError
+from test_cache_cli import one_line_error, pifi
+from tiny_models import make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory) -> Path:
+    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=2)
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry below ``root`` (links not followed): kind and bytes / link target."""
+    out = {}
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            p = Path(folder) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = ("link", os.readlink(p))
+            elif p.is_dir():
+                out[rel] = ("dir",)
+            else:
+                out[rel] = ("file", p.read_bytes())
+    return out
+
+
+def user_files(root: Path) -> Path:
+    """A folder of a user's precious files, nested two and three levels down (what old prune rmtree'd)."""
+    for rel in ("docs/notes/a.txt", "docs/b.txt", "models--mine/stuff/c.txt", ".bashrc", "empty/inner"):
+        p = root / rel
+        if rel.endswith("inner"):
+            p.mkdir(parents=True, exist_ok=True)
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"precious {rel}\n")
+    return root
+
+
+def test_a_new_cache_is_tagged(tmp_path, llama_dir):
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    assert (tmp_path / "c" / TAG_NAME).read_text().startswith(TAG_SIGNATURE)
+    assert (tmp_path / "c" / MARKER_NAME).is_file()
+    assert art.path.is_file()
+
+
+def test_prune_and_rm_refuse_a_root_that_is_not_a_pifi_cache(tmp_path, capsys, monkeypatch):
+    home = user_files(tmp_path / "home")
+    before = snapshot(home)
+    monkeypatch.setenv("PIFI_CACHE", str(home))
+    code, _, err = pifi(capsys, "cache", "prune")
+    one_line_error(code, err, "is not a pifi cache folder")
+    code, _, err = pifi(capsys, "cache", "prune", "--max-size", "0", "--dry-run")
+    one_line_error(code, err, "is not a pifi cache folder")
+    with pytest.raises(CacheError):
+        LayerCache(home).tidy()
+    assert snapshot(home) == before
+
+
+def test_an_untagged_cache_with_user_files_is_refused_but_a_pure_one_is_adopted(tmp_path, llama_dir):
+    cache = tmp_path / "c"
+    get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    for name in (MARKER_NAME, TAG_NAME):  # a cache written before the marker existed
+        (cache / name).unlink()
+    (cache / "notes.txt").write_text("mine")
+    before = snapshot(cache)
+    with pytest.raises(CacheError, match="not a pifi cache"):
+        prune(max_size="0", cache_dir=cache)
+    assert snapshot(cache) == before
+    (cache / "notes.txt").unlink()
+    result = prune(max_size="0", cache_dir=cache)
+    assert len(result.removed) == 1 and (cache / MARKER_NAME).is_file()
+    assert LayerCache(cache).keys() == []
+
+
+def test_symlinks_out_of_the_cache_are_never_followed(tmp_path, llama_dir):
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    outside = user_files(tmp_path / "outside")
+    # a moved model folder (with an artifact) and a link to a folder of user files, both inside the cache
+    moved = tmp_path / "other-disk"
+    os.rename(art.path.parent.parent, moved)
+    (cache / art.path.parent.parent.name).symlink_to(moved)
+    (cache / "models--evil--repo").symlink_to(outside)
+    (moved / "somecommit").symlink_to(outside / "docs")
+    before_out, before_moved = snapshot(outside), snapshot(moved)
+
+    result = prune(max_size="0", cache_dir=cache)
+    assert result.removed == [] and [e.key for e in result.skipped] == [art.key]
+    with pytest.raises(CacheError, match="symbolic link"):
+        LayerCache(cache).remove(art.key)
+    assert snapshot(outside) == before_out and snapshot(moved) == before_moved
+    assert (cache / "models--evil--repo").is_symlink()
+
+
+def test_a_cache_inside_a_user_folder_leaves_everything_else(tmp_path, llama_dir, capsys):
+    project = user_files(tmp_path / "project")
+    cache = project / "cache"
+    a0 = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    get_or_extract(str(llama_dir), 1, cache_dir=cache)
+    (a0.path.parent / "my-notes.txt").write_text("kept")  # a user's file inside a commit folder
+    stray = cache / "models--x--y" / "c0ffee" / "results"  # a user's folder of a pifi shape
+    stray.mkdir(parents=True)
+    (stray / "r.txt").write_text("kept too")
+    outside = {k: v for k, v in snapshot(project).items() if not k.startswith("cache")}
+
+    code, out, _ = pifi(capsys, "cache", "prune", "--max-size", "0", "--dry-run", "--cache-dir", str(cache))
+    assert code == 0
+    planned = sorted(line.split("would delete ", 1)[1] for line in out.splitlines() if line.startswith("would delete "))
+    result = prune(max_size="0", cache_dir=cache)
+    assert sorted(str(p) for p in result.paths) == planned  # --dry-run lists exactly what a real run removes
+    assert len(result.removed) == 2 and LayerCache(cache).keys() == []
+    assert {k: v for k, v in snapshot(project).items() if not k.startswith("cache")} == outside
+    assert (a0.path.parent / "my-notes.txt").read_text() == "kept"  # its folder stays, the artifacts went
+    assert not a0.path.exists() and (stray / "r.txt").read_text() == "kept too"
+    assert planned and all(p.startswith(f"{cache}/") and "my-notes" not in p and "results" not in p for p in planned)
+    assert {Path(p).name for p in planned} >= {"layer-0.safetensors", "layer-1.safetensors", "model.json"}
+
+
+def test_prune_max_size_with_400_digits_is_one_line(tmp_path, capsys):
+    with pytest.raises(ConfigError):
+        parse_size("9" * 400)
+    code, _, err = pifi(capsys, "cache", "prune", "--max-size", "9" * 400, "--cache-dir", str(tmp_path / "c"))
+    one_line_error(code, err, "cannot read the size")
