@@ -19,7 +19,7 @@ from pifi_extract.errors import ArtifactError, PifiError
 from pifi_extract.plan import resolve_layer_index
 
 from . import integrity, ownership
-from .fsutil import check_writable, ensure_dir, key_lock, read_json, sweep_temp_files, write_atomic, write_json
+from .fsutil import check_writable, ensure_dir, key_lock, make_read_only, read_json, sweep_temp_files, write_atomic, write_json
 from .layout import (
     LOCKS_DIR,
     MODEL_JSON,
@@ -200,6 +200,7 @@ class LayerCache:
 
     def record(self, key: CacheKey, info: ArtifactInfo, revision: str | None, *, overwrite_ref: bool = True) -> None:
         """After an artifact landed at ``path_of(key)``: its memo, the commit's model record, the ref."""
+        make_read_only(info.path)
         integrity.write_memo(info)
         commit_dir = self.path_of(key).parent
         if read_json(commit_dir / MODEL_JSON) is None:

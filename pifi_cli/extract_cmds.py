@@ -27,9 +27,12 @@ def extract(
     """Read ONE decoder layer of an LLM (only its bytes) into a small standalone artifact, kept in the pifi cache."""
     from pifi_extract.artifact import read_artifact
     from pifi_extract.extract import artifact_file_name, extract_layers
+    from pifi_extract.writer import check_output_target
 
     if dtype not in DTYPES:
         raise typer.BadParameter("choose keep, bf16, fp16 or fp32", param_hint="--dtype")
+    if output is not None and not output.is_dir():
+        check_output_target(output)  # a device, FIFO or socket is refused before anything is written
     several = len(layer) > 1
 
     def output_for(index: int) -> Path:

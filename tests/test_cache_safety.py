@@ -30,8 +30,10 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 out[rel] = ("link", os.readlink(p))
             elif p.is_dir():
                 out[rel] = ("dir",)
-            else:
+            elif p.is_file():
                 out[rel] = ("file", p.read_bytes())
+            else:  # FIFO, socket: never opened
+                out[rel] = ("special", p.lstat().st_mode)
     return out
 
 
@@ -132,3 +134,51 @@ def test_prune_max_size_with_400_digits_is_one_line(tmp_path, capsys):
         parse_size("9" * 400)
     code, _, err = pifi(capsys, "cache", "prune", "--max-size", "9" * 400, "--cache-dir", str(tmp_path / "c"))
     one_line_error(code, err, "cannot read the size")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket", "link-to-fifo"])
+def test_output_that_is_not_a_regular_file_is_refused_before_anything_is_written(tmp_path, capsys, llama_dir, kind):
+    import socket
+
+    target = tmp_path / "out" / "special"
+    target.parent.mkdir()
+    if kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(target))
+    else:
+        os.mkfifo(target if kind == "fifo" else tmp_path / "fifo")
+        if kind == "link-to-fifo":
+            target.symlink_to(tmp_path / "fifo")
+    before = snapshot(tmp_path / "out")
+    for extra in ([], ["--no-cache"]):
+        code, _, err = pifi(capsys, "extract", "--llm", str(llama_dir), "--layer", "0", "-o", str(target),
+                            "--cache-dir", str(tmp_path / "c"), "-q", *extra)
+        one_line_error(code, err, "refusing to write the artifact over", "not a regular file")
+    assert snapshot(tmp_path / "out") == before
+    assert LayerCache(tmp_path / "c").keys() == []  # nothing extracted either
+
+
+def test_a_folder_where_one_artifact_of_several_goes_is_refused(tmp_path, llama_dir):
+    from layer_cache.fsutil import place_copy
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    (tmp_path / "o" / "x.safetensors").mkdir(parents=True)
+    with pytest.raises(Exception, match="it is a folder"):
+        place_copy(art.path, tmp_path / "o" / "x.safetensors")
+
+
+def test_cache_artifacts_are_read_only_and_o_is_a_real_copy(tmp_path, capsys, llama_dir):
+    out = tmp_path / "mine.safetensors"
+    code, _, _ = pifi(capsys, "extract", "--llm", str(llama_dir), "--layer", "0", "-o", str(out), "--cache-dir", str(tmp_path / "c"), "-q")
+    assert code == 0
+    (art,) = LayerCache(tmp_path / "c").entries()
+    assert art.path.stat().st_mode & 0o777 == 0o444
+    assert out.stat().st_ino != art.path.stat().st_ino and out.stat().st_nlink == 1
+    assert out.read_bytes() == art.path.read_bytes()
+    with open(out, "r+b") as fh:  # editing the copy in place leaves the cache intact
+        fh.seek(-4, os.SEEK_END)
+        fh.write(b"\0\0\0\0")
+    assert LayerCache(tmp_path / "c").get(art.key).hit
+    from layer_cache import verify
+
+    assert [r.ok for r in verify(cache_dir=tmp_path / "c")] == [True]
