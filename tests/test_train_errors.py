@@ -131,3 +131,17 @@ def test_stacked_layers_of_different_hidden_sizes_are_refused(assets, tmp_path, 
     assert ": 64" in err and ": 32" in err and not out.exists()
     with pytest.raises(ConfigError, match=r"different hidden sizes \(64, 32\)"):
         FrozenStack([load_layer(assets["artifact"]), load_layer(narrow)])
+
+
+def test_pickle_only_slm_is_refused_unloaded(assets, tmp_path, capsys, monkeypatch):
+    pickled = tmp_path / "pickled-slm"
+    shutil.copytree(assets["bert"], pickled)
+    state = {k: v for k, v in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        str(pickled / "model.safetensors")).items()}
+    (pickled / "model.safetensors").unlink()
+    torch.save(state, pickled / "pytorch_model.bin")
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or {})
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, slm=pickled), "holds only pickle weights (pytorch_model.bin)")
+    assert loads == [] and not out.exists()
