@@ -27,14 +27,19 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from pifi_extract.errors import CacheError
+from pifi_extract.errors import ArtifactError, ConfigError
+from pifi_extract.plan import DTYPE_CHOICES
+
+if TYPE_CHECKING:
+    from pifi_extract.artifact import ArtifactInfo
 
 ENV_VAR = "PIFI_CACHE"
-DTYPE_TAGS = ("keep", "bf16", "fp16", "fp32")
+DTYPE_TAGS = tuple(DTYPE_CHOICES)  # keep, bf16, fp16, fp32 (the one list lives in pifi_extract.plan)
+_SAFETENSORS_OF = {k: v for k, v in DTYPE_CHOICES.items() if v is not None}
 # safetensors dtype name -> `--dtype` choice
-_CHOICE_OF = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}
-_SAFETENSORS_OF = {v: k for k, v in _CHOICE_OF.items()}
+_CHOICE_OF = {v: k for k, v in _SAFETENSORS_OF.items()}
 ARTIFACT_RE = re.compile(r"^layer-(?P<layer>\d+)(?:\.(?P<dtype>bf16|fp16|fp32))?\.safetensors$")
 MODEL_JSON = "model.json"
 REFS_DIR = "refs"
@@ -61,7 +66,7 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 def dtype_tag(choice: str, source_dtype: object = None) -> str:
     """The dtype part of a key: ``keep`` when ``choice`` is keep or equals the source's own dtype."""
     if choice not in DTYPE_TAGS:
-        raise CacheError(f"unknown dtype {choice!r}", f"use one of {', '.join(DTYPE_TAGS)}")
+        raise ConfigError(f"unknown dtype {choice!r}", f"use one of {', '.join(DTYPE_TAGS)}")
     if choice != "keep" and isinstance(source_dtype, str) and _SAFETENSORS_OF[choice] == source_dtype:
         return "keep"
     return choice
@@ -171,3 +176,25 @@ def parse_rel_path(rel: str | PurePosixPath) -> tuple[str, str, int, str] | None
     if parsed is None or not dir_name.startswith((HUB_PREFIX, LOCAL_PREFIX)) or not _safe_part(commit) == commit:
         return None
     return dir_name, commit, parsed[0], parsed[1]
+
+
+_SAFE_COMMIT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+SAFE_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_SAFE_HUB_GGUF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(/[\w.-]+)+\.gguf$")  # ORG/REPO/FILE.gguf
+
+
+def key_of(info: ArtifactInfo, repo_path: str | None = None) -> CacheKey:
+    """The cache key an artifact belongs under, from its own provenance (validated: it may come from anywhere)."""
+    prov = info.provenance
+    source, kind = key_source_of_provenance(prov)
+    commit = prov.get("commit")
+    valid_hub = isinstance(source, str) and (SAFE_REPO.match(source) or _SAFE_HUB_GGUF.match(source)) and ".." not in source
+    if not isinstance(source, str) or (kind == "hub" and not valid_hub):
+        raise ArtifactError(f"{info.path}: its provenance names no valid source ({source!r})")
+    if not commit:  # a local source: keep the folder it was pushed from, else name it by its data
+        parsed = parse_rel_path(repo_path) if repo_path else None
+        ok = parsed is not None and parsed[0] == source_dir_name(source, kind)
+        commit = parsed[1] if ok else info.data_sha256[:16]
+    if not isinstance(commit, str) or not _SAFE_COMMIT.match(commit):
+        raise ArtifactError(f"{info.path}: its provenance has an invalid commit {commit!r}")
+    return CacheKey(source, kind, commit, info.layer_index, dtype_tag_of_provenance(prov))

@@ -26,6 +26,7 @@ from pifi_extract.errors import CacheError, PifiError
 from pifi_extract.extract import is_local_reference
 
 from .layout import DTYPE_TAGS, REFS_DIR, CacheKey, parse_rel_path
+from .pull import pull
 from .store import CachedArtifact, LayerCache, local_fingerprint
 
 KEY_RE = re.compile(
@@ -116,8 +117,6 @@ def _via_hf(
         key = _key_at(cache, local.resolve()) if local.is_file() else None
         if key is not None:
             return local, key
-    from .hub_share import pull
-
     (cached,) = pull(repo, [path], revision=rev, token=token, cache_dir=cache.root)
     return cached.path, cached.key
 
