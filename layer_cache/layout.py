@@ -10,11 +10,13 @@ The layout follows the Hugging Face cache, so a person can browse it::
           layer-31.safetensors                  dtype as in the source (`--dtype keep`)
           layer-31.bf16.safetensors             converted to bf16
           .layer-31.safetensors.pifi-ok         integrity memo (size, mtime, sha256); its mtime = last used
+          .layer-31.safetensors.pifi-origin     a pulled artifact: the Hub repo it came from
       models--org--name--model.Q8_0.gguf/       a GGUF file of a Hub repo (`--gguf-file`): a source of its own
       local--my-model--1a2b3c4d/                a local folder or .gguf file (name + hash of its absolute path)
         <fingerprint>/layer-3.safetensors       fingerprint of the folder's file names, sizes and mtimes
       .locks/                                   one lock file per key
       .incoming/                                downloads in progress (pull)
+      CACHEDIR.TAG, .pifi-cache                 the tag that makes this folder pifi's (see ownership.py)
 
 A key is (source, commit, resolved layer index, dtype). ``keep`` is stored without a
 dtype tag; asking for the dtype the source already has is the same key as ``keep``.
@@ -46,6 +48,7 @@ REFS_DIR = "refs"
 LOCKS_DIR = ".locks"
 INCOMING_DIR = ".incoming"
 MEMO_SUFFIX = ".pifi-ok"
+ORIGIN_SUFFIX = ".pifi-origin"  # beside a pulled artifact: {"pulled_from": ORG/REPO, "commit": ...}
 HUB_PREFIX = "models--"
 LOCAL_PREFIX = "local--"
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -130,6 +133,10 @@ def repo_id_of_dir(name: str) -> str | None:
 
 def memo_name(artifact_name: str) -> str:
     return f".{artifact_name}{MEMO_SUFFIX}"
+
+
+def origin_name(artifact_name: str) -> str:
+    return f".{artifact_name}{ORIGIN_SUFFIX}"
 
 
 @dataclass(frozen=True)

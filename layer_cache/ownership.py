@@ -23,7 +23,17 @@ from typing import Iterable
 from pifi_extract.errors import CacheError
 from pifi_extract.writer import TMP_MARKER
 
-from .layout import ARTIFACT_RE, HUB_PREFIX, INCOMING_DIR, LOCAL_PREFIX, LOCKS_DIR, MEMO_SUFFIX, MODEL_JSON, REFS_DIR
+from .layout import (
+    ARTIFACT_RE,
+    HUB_PREFIX,
+    INCOMING_DIR,
+    LOCAL_PREFIX,
+    LOCKS_DIR,
+    MEMO_SUFFIX,
+    MODEL_JSON,
+    ORIGIN_SUFFIX,
+    REFS_DIR,
+)
 
 TAG_NAME = "CACHEDIR.TAG"
 MARKER_NAME = ".pifi-cache"
@@ -34,7 +44,10 @@ TAG_TEXT = (
 )
 MARKER_TEXT = '{"pifi_cache": 1}\n'
 TEMP_RE = re.compile(r"^\.(?P<base>.+)" + re.escape(TMP_MARKER) + r"(?P<pid>\d+)-[0-9a-f]+$")
-MEMO_RE = re.compile(r"^\.(?P<artifact>layer-\d+(?:\.(?:bf16|fp16|fp32))?\.safetensors)" + re.escape(MEMO_SUFFIX) + "$")
+MEMO_RE = re.compile(  # integrity memo or origin record of an artifact
+    r"^\.(?P<artifact>layer-\d+(?:\.(?:bf16|fp16|fp32))?\.safetensors)(?:"
+    + re.escape(MEMO_SUFFIX) + "|" + re.escape(ORIGIN_SUFFIX) + ")$"
+)
 _ROOT_NAMES = {TAG_NAME, MARKER_NAME, LOCKS_DIR, INCOMING_DIR}
 
 
@@ -191,9 +204,10 @@ def plan_tidy(root: Path, artifacts: Iterable[Path] = (), *, now: float | None =
                 "remove it at its real place yourself",
             )
         drop(art)
-        memo = art.with_name(f".{art.name}{MEMO_SUFFIX}")
-        if _is_file(memo):
-            drop(memo)
+        for suffix in (MEMO_SUFFIX, ORIGIN_SUFFIX):
+            side = art.with_name(f".{art.name}{suffix}")
+            if _is_file(side):
+                drop(side)
 
     for tmp in stale_temp_files(root / INCOMING_DIR, now=now) if _is_dir(root / INCOMING_DIR) else []:
         drop(tmp)

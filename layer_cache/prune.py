@@ -17,7 +17,7 @@ from typing import Sequence
 
 from pifi_extract.errors import ConfigError, PifiError
 
-from . import ownership
+from . import integrity, ownership
 from .integrity import verify_full
 from .layout import CacheKey
 from .store import CachedArtifact, LayerCache
@@ -120,4 +120,5 @@ def verify(keys: Sequence[CacheKey] | None = None, *, cache_dir: str | os.PathLi
             results.append(VerifyResult(key, True))
         except PifiError as err:
             results.append(VerifyResult(key, False, err.message))
+            integrity.invalidate_memo(cache.path_of(key))  # refused on its next use, not trusted by size+mtime
     return results

@@ -58,7 +58,7 @@ def pull(
             staged.append(_stage(cache, source, path, incoming, progress))
         results = []
         for tmp, key, info in staged:
-            results.append(_install(cache, tmp, key, info) if tmp is not None else cache.get(key))
+            results.append(_install(cache, tmp, key, info, source) if tmp is not None else cache.get(key))
         return results
     finally:
         for tmp, _, _ in staged:
@@ -118,7 +118,7 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
     return tmp, key, info
 
 
-def _install(cache: LayerCache, tmp: Path, key: CacheKey, info: ArtifactInfo) -> CachedArtifact:
+def _install(cache: LayerCache, tmp: Path, key: CacheKey, info: ArtifactInfo, source) -> CachedArtifact:
     with cache.locked(key) as final:
         ensure_dir(final.parent)
         try:
@@ -126,4 +126,5 @@ def _install(cache: LayerCache, tmp: Path, key: CacheKey, info: ArtifactInfo) ->
         except OSError as err:
             raise storage_error(err, final.parent) from None
         cache.record(key, read_artifact(final), info.provenance.get("revision"), overwrite_ref=False)
+        cache.write_origin(key, source.name, source.commit)
     return cache.get(key, hit=False)

@@ -28,6 +28,7 @@ from .layout import (
     cache_root,
     dtype_tag,
     key_source_of_provenance,
+    origin_name,
     parse_artifact_filename,
     source_dir_name,
 )
@@ -46,6 +47,7 @@ class CachedArtifact:
     data_sha256: str
     last_used: float
     refs: tuple[str, ...] = ()
+    pulled_from: str | None = None  # the Hub repo a pulled artifact came from (None: extracted here)
     hit: bool = True  # False when the call that returned it extracted or downloaded it
 
     @property
@@ -185,8 +187,22 @@ class LayerCache:
             data_sha256=info.data_sha256,
             last_used=integrity.last_used(path),
             refs=refs,
+            pulled_from=self.origin(path),
             hit=hit,
         )
+
+    @staticmethod
+    def origin(path: Path) -> str | None:
+        """``ORG/REPO`` a pulled artifact came from, recorded by :func:`layer_cache.pull.pull`."""
+        record = read_json(path.with_name(origin_name(path.name)))
+        value = record.get("pulled_from") if record else None
+        return value if isinstance(value, str) else None
+
+    def write_origin(self, key: CacheKey, repo_id: str, commit: str) -> None:
+        try:
+            write_json(self.path_of(key).with_name(origin_name(key.filename)), {"pulled_from": repo_id, "commit": commit})
+        except PifiError:
+            pass
 
     # ---- insert ----------------------------------------------------------------------------------
     @contextmanager
@@ -252,7 +268,7 @@ class LayerCache:
         ownership.plan_tidy(self.root, [path])  # refuses before anything is touched
         with self.locked(key) as path:
             first = ownership.plan_tidy(self.root, [path])
-            own = [p for p in first if p in (path, integrity.memo_path(path))]
+            own = [p for p in first if p.parent == path.parent and p.name.startswith((path.name, f".{path.name}."))]
             removed = ownership.apply(own)
         return removed + self.tidy()
 

@@ -143,7 +143,8 @@ def _print_cache_table(entries: list, root: Path, total: int) -> None:
         commit = e.key.commit[:12] + (f" ({', '.join(e.refs)})" if e.refs else "")
         layer = f"{e.key.layer_index}/{e.num_layers}" if e.num_layers else str(e.key.layer_index)
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-        table.add_row(e.key.source, commit, layer, e.key.dtype, human_count(e.num_parameters), human_bytes(e.size), used, e.reference)
+        source = e.key.source + (f" (pulled from {e.pulled_from})" if e.pulled_from else "")
+        table.add_row(source, commit, layer, e.key.dtype, human_count(e.num_parameters), human_bytes(e.size), used, e.reference)
     out_console.print(table)
     say(f"{len(entries)} artifacts, {human_bytes(total)} in total")
 

@@ -59,7 +59,8 @@ def extract(
     for art in artifacts:
         path = art.path if output is None else place_copy(art.path, output_for(art.key.layer_index))
         _print_summary(path, read_artifact(path))
-        say(f"{'from the cache' if art.hit else 'stored in the cache'}: {art.reference}")
+        origin = f" (pulled from {art.pulled_from}: not extracted here)" if art.pulled_from else ""
+        say(f"{'from the cache' if art.hit else 'stored in the cache'}: {art.reference}{origin}")
 
 
 def inspect(

@@ -97,6 +97,7 @@ def test_push_then_pull_round_trip_with_model_card(tmp_path, hub, llama_dir):
     hub.reset_counters()
     again = get_or_extract("meta/gated-tiny", -1, dtype="bf16", revision=sha, cache_dir=member)
     assert again.hit and again.path == got.path and hub.log == []
+    assert got.pulled_from == again.pulled_from == SHARED and art.pulled_from is None  # shown by ls and on a hit
     assert all(p.hit for p in pull(SHARED, token=hub.write_token, cache_dir=member))  # idempotent: headers only
     assert hub.bytes_for(SHARED, rel) < 2 * 8192
 

@@ -182,3 +182,27 @@ def test_cache_artifacts_are_read_only_and_o_is_a_real_copy(tmp_path, capsys, ll
     from layer_cache import verify
 
     assert [r.ok for r in verify(cache_dir=tmp_path / "c")] == [True]
+
+
+def test_verify_corrupt_invalidates_the_memo_so_use_is_refused(tmp_path, llama_dir, capsys):
+    from layer_cache import verify
+    from pifi_extract.errors import ArtifactError
+
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    st = art.path.stat()
+    os.chmod(art.path, 0o644)
+    with open(art.path, "r+b") as fh:  # a bit flip that keeps size and mtime: the memo alone would trust it
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([last[0] ^ 1]))
+    os.utime(art.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert LayerCache(cache).get(art.key).hit  # (what the memo is for: no re-hash on every use)
+    assert [r.ok for r in verify(cache_dir=cache)] == [False]
+    with pytest.raises(ArtifactError, match="is corrupt"):
+        LayerCache(cache).get(art.key)
+    code, _, err = pifi(capsys, "extract", "--llm", str(llama_dir), "--layer", "0", "-o", str(tmp_path / "x.safetensors"),
+                        "--cache-dir", str(cache), "-q")
+    one_line_error(code, err, "is corrupt")
+    assert not (tmp_path / "x.safetensors").exists()
