@@ -36,13 +36,20 @@ def cache_ls(as_json: JsonOpt = False, cache_dir: CacheDirOpt = None) -> None:
 @cache_app.command("verify")
 def cache_verify(
     keys: Annotated[Optional[list[str]], typer.Argument(help=KEYS_HELP + " Default: every artifact.")] = None,
+    against_source: Annotated[bool, typer.Option("--against-source", help="Also re-read each layer from its source (Hub repo at its commit, or local folder) and compare the tensors.")] = False,
+    token: TokenOpt = None,
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """Recompute each artifact's data sha256: OK or CORRUPT; exit code 1 if any is corrupt."""
-    from layer_cache import resolve_key, verify
+    from layer_cache import LayerCache, resolve_key, verify
 
     chosen = [resolve_key(k, cache_dir=cache_dir) for k in keys] if keys else None
-    results = verify(chosen, cache_dir=cache_dir)
+    if against_source:
+        from layer_cache.source_check import verify_against_source
+
+        results = [verify_against_source(k, cache_dir=cache_dir, token=token) for k in chosen or LayerCache(cache_dir).keys()]
+    else:
+        results = verify(chosen, cache_dir=cache_dir)
     for r in results:
         status = "[green]OK[/]" if r.ok else "[bold red]CORRUPT[/]"
         out_console.print(f"{status}  {r.key.display()}" + (f"  ({r.error})" if r.error else ""), highlight=False, soft_wrap=True)

@@ -206,3 +206,21 @@ def test_verify_corrupt_invalidates_the_memo_so_use_is_refused(tmp_path, llama_d
                         "--cache-dir", str(cache), "-q")
     one_line_error(code, err, "is corrupt")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_verify_against_source_catches_an_artifact_claiming_another_source(tmp_path, llama_dir, capsys):
+    from layer_cache import integrity
+    from layer_cache.source_check import verify_against_source
+
+    cache = tmp_path / "c"
+    real = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    assert verify_against_source(real.key, cache_dir=cache).ok
+    other = make_tiny_model("llama", tmp_path / "other", num_layers=2, seed=7)
+    impostor = get_or_extract(str(other), 0, cache_dir=tmp_path / "c2")
+    os.chmod(real.path, 0o644)  # as a crafted pull would: other weights under this key, hash self-consistent
+    real.path.write_bytes(impostor.path.read_bytes())
+    integrity.write_memo(__import__("pifi_extract").read_artifact(real.path))
+    result = verify_against_source(real.key, cache_dir=cache)
+    assert not result.ok and "differs from layer 0 of its source" in result.error
+    code, out, err = pifi(capsys, "cache", "verify", "--against-source", "--cache-dir", str(cache))
+    assert code == 1 and "CORRUPT" in out
