@@ -170,9 +170,13 @@ class LayerCache:
 
     def get(self, key: CacheKey, *, hit: bool = True) -> CachedArtifact:
         """The artifact of ``key``, its integrity checked (memo, else full hash); refuses a corrupt one."""
+        return self.get_checked(key, hit=hit)[0]
+
+    def get_checked(self, key: CacheKey, *, hit: bool = True) -> tuple[CachedArtifact, ArtifactInfo]:
+        """:meth:`get` and the parsed header it checked (so a caller parses and hashes nothing again)."""
         path = self.path_of(key)
         info = integrity.checked(path, key.display())
-        return self._entry(key, path, info, hit=hit)
+        return self._entry(key, path, info, hit=hit), info
 
     def _entry(self, key: CacheKey, path: Path, info: ArtifactInfo, *, hit: bool = True) -> CachedArtifact:
         refs = tuple(name for name, c in self.refs(self.root / key.dir_name).items() if c == key.commit)

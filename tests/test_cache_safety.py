@@ -224,3 +224,24 @@ def test_verify_against_source_catches_an_artifact_claiming_another_source(tmp_p
     assert not result.ok and "differs from layer 0 of its source" in result.error
     code, out, err = pifi(capsys, "cache", "verify", "--against-source", "--cache-dir", str(cache))
     assert code == 1 and "CORRUPT" in out
+
+
+def test_a_cache_hit_is_parsed_once_and_hashed_never_per_describe(tmp_path, llama_dir, monkeypatch):
+    import pifi_extract.artifact as artifact_mod
+    from layer_cache import integrity
+    from pifi_train.layer_ref import describe_artifact
+
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    monkeypatch.setenv("PIFI_CACHE", str(cache))
+    hashes, parses = [], []
+    real_hash, real_read = artifact_mod.data_sha256, artifact_mod.read_artifact
+    for module in (artifact_mod, integrity):
+        monkeypatch.setattr(module, "data_sha256", lambda *a: hashes.append(a) or real_hash(*a))
+    monkeypatch.setattr(integrity, "read_artifact", lambda p: parses.append(p) or real_read(p))
+    identity = describe_artifact(art.reference)  # a cache key, memo valid: trusted, not re-hashed
+    assert identity.sha256 == art.data_sha256 and hashes == [] and len(parses) == 1
+    outside = tmp_path / "copy.safetensors"
+    outside.write_bytes(art.path.read_bytes())
+    describe_artifact(str(outside))  # a file outside the cache: hashed exactly once
+    assert len(hashes) == 1
