@@ -69,6 +69,10 @@ def test_unknown_and_remote_code_architectures_are_refused():
         ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, "ends at byte 16"),
         ({"a": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 1]}}, "unknown dtype"),
         ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}, "invalid data_offsets"),
+        ({"a": {"dtype": "F32", "shape": [True, 1], "data_offsets": [0, 4]}}, "invalid shape"),
+        ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 2**70]}}, "invalid data_offsets"),
+        ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [6, 10]}}, "a gap of 2 bytes"),
+        ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, "starts with 2 bytes no tensor owns"),
     ],
 )
 def test_corrupt_headers_are_refused(entries, match):
@@ -80,6 +84,11 @@ def test_corrupt_headers_are_refused(entries, match):
 def test_bad_json_and_absurd_header_length():
     with pytest.raises(CorruptFileError, match="not valid JSON"):
         parse_header(b"{nope", 100, "f")
+    huge = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, ' + b"9" * 5000 + b"]}}"
+    with pytest.raises(CorruptFileError, match="not valid JSON"):  # Python refuses the 5000-digit integer
+        parse_header(huge, 10**6, "f")
+    with pytest.raises(CorruptFileError, match="nested too deeply"):
+        parse_header(b"[" * 100_000 + b"]" * 100_000, 10**6, "f")
     with pytest.raises(CorruptFileError, match="header length"):
         header_length(struct.pack("<Q", 10**12), 1000, "f")
     with pytest.raises(CorruptFileError, match="too short"):

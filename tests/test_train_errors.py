@@ -145,3 +145,12 @@ def test_pickle_only_slm_is_refused_unloaded(assets, tmp_path, capsys, monkeypat
     out = tmp_path / "out"
     _fails(capsys, _args(assets, out, slm=pickled), "holds only pickle weights (pytorch_model.bin)")
     assert loads == [] and not out.exists()
+
+
+@pytest.mark.parametrize("option, value, match", [("lr", "nan", "--lr and --grad-clip must be finite"),
+                                                  ("grad-clip", "nan", "--lr and --grad-clip must be finite"),
+                                                  ("num-workers", "-1", "--num-workers must be 0 or more")])
+def test_nan_and_negative_options_are_one_line(assets, tmp_path, capsys, option, value, match):
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, **{option: value}), match)
+    assert not out.exists()
