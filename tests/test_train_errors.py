@@ -154,3 +154,16 @@ def test_nan_and_negative_options_are_one_line(assets, tmp_path, capsys, option,
     out = tmp_path / "out"
     _fails(capsys, _args(assets, out, **{option: value}), match)
     assert not out.exists()
+
+
+def test_unreadable_and_one_class_data_are_one_line(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\xe9 au lait,1\nthe,0\n".encode("latin-1"))
+    _fails(capsys, _args(assets, out, **{"train-file": latin}), "is not UTF-8 text")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("text,label\n" + '"' + "a" * (10 << 20) + '",1\nb,0\n')
+    _fails(capsys, _args(assets, out, **{"train-file": huge}), "cannot read it as CSV")
+    one = write_jsonl(tmp_path / "one.jsonl", [{"text": f"t{i}", "label": 1} for i in range(20)])
+    _fails(capsys, _args(assets, out, **{"train-file": one, "validation-file": one}), "holds one class only")
+    assert not out.exists()
