@@ -137,3 +137,14 @@ def test_pulling_a_file_that_is_not_a_pifi_artifact_is_refused_unloaded(tmp_path
     assert LayerCache(cache).keys() == []
     assert sorted(p.name for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock") == [".pifi-cache", "CACHEDIR.TAG"]
     assert hub.bytes_for("org/not-pifi", "weights.safetensors") < 2 * 200  # header only, never the data
+
+
+def test_a_failed_extract_leaves_no_ref(tmp_path, hub):
+    from pifi_extract.errors import LayerIndexError
+
+    cache = tmp_path / "cache"
+    with pytest.raises(LayerIndexError):
+        get_or_extract(REPO, 99, cache_dir=cache)
+    assert not list(cache.rglob("refs")) and LayerCache(cache).keys() == []
+    art = get_or_extract(REPO, -1, cache_dir=cache)
+    assert LayerCache(cache).read_ref(REPO, "hub", "main") == art.key.commit
