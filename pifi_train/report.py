@@ -132,7 +132,12 @@ def summarize(records: Sequence[RunRecord]) -> list[GroupRow]:
 
 
 def plot_curves(records: Sequence[RunRecord], path: Path) -> Path:
-    """Validation accuracy per epoch, mean over seeds, one line per configuration."""
+    """Validation accuracy per epoch, mean over seeds, one line per configuration; returns the file written.
+
+    A folder gets ``pifi-report.png`` inside; a name without a suffix gets ``.png`` (as matplotlib would add).
+    """
+    path = Path(path)
+    path = path / "pifi-report.png" if path.is_dir() else (path if path.suffix else path.with_suffix(".png"))
     try:
         import matplotlib
 

@@ -117,6 +117,9 @@ def test_predict_and_report_errors(assets, tmp_path, capsys):
     _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x"], "config.json does not exist")
     _fails(capsys, ["report", str(tmp_path / "nothing")], "no such run directory")
     _fails(capsys, ["report", str(tmp_path)], "no pifi runs")
+    _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x", "-o", str(tmp_path)], "is a folder")
+    _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x", "-o", str(tmp_path / "no" / "p.jsonl")],
+           "does not exist")
 
 
 def test_stacked_layers_of_different_hidden_sizes_are_refused(assets, tmp_path, capsys):

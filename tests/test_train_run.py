@@ -148,6 +148,11 @@ def test_seeds_sweep_and_report(assets, tmp_path, capsys):
     cli.main(["report", str(tmp_path / "base"), str(tmp_path / "pifi"), "--no-plot"])
     out = capsys.readouterr().out
     assert "base" in out and "pifi" in out and "±" in out
+    (tmp_path / "plots").mkdir()
+    for target, written in (("plots", "plots/pifi-report.png"), ("curves2", "curves2.png")):
+        cli.main(["report", str(tmp_path / "pifi"), "--plot", str(tmp_path / target)])
+        assert f"validation curves: {tmp_path / written}" in capsys.readouterr().out  # the file it wrote
+        assert (tmp_path / written).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_report_without_matplotlib_notes_the_missing_plot(runs, tmp_path, monkeypatch):
