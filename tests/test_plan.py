@@ -153,3 +153,25 @@ def test_tensor_missing_from_its_shard_is_refused():
     headers = {"s1": _shard_header({"other": ("F32", [1])})}
     with pytest.raises(CorruptFileError, match="does not contain it"):
         plan_layer(sel, headers, layer_index=0, dtype="keep", config=cfg, provenance={}, pifi_version="t")
+
+
+def test_model_type_that_is_not_a_string_is_refused():
+    with pytest.raises(UnsupportedModelError, match="not an architecture name"):
+        arch_for_config({"model_type": ["llama"]})
+
+
+@pytest.mark.parametrize("field, value", [("config", "[1, 2]"), ("provenance", "null"), ("config", '{"model_type": 3}')])
+def test_malformed_pifi_metadata_is_one_artifact_error(tmp_path, field, value):
+    import torch
+    from safetensors.torch import save_file
+
+    from pifi_extract.artifact import METADATA_KEYS, read_artifact
+    from pifi_extract.errors import ArtifactError
+
+    meta = {METADATA_KEYS["format"]: "1", METADATA_KEYS["config"]: '{"model_type": "llama"}',
+            METADATA_KEYS["provenance"]: "{}", METADATA_KEYS["data_sha256"]: "0" * 64}
+    meta[METADATA_KEYS[field]] = value
+    path = tmp_path / "a.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata=meta)
+    with pytest.raises(ArtifactError, match="damaged pifi metadata"):
+        read_artifact(path)
