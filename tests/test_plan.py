@@ -175,3 +175,18 @@ def test_malformed_pifi_metadata_is_one_artifact_error(tmp_path, field, value):
     save_file({"w": torch.zeros(2)}, str(path), metadata=meta)
     with pytest.raises(ArtifactError, match="damaged pifi metadata"):
         read_artifact(path)
+
+
+def test_config_hidden_size_must_match_the_layer_tensors(tmp_path):
+    import json
+
+    from pifi_extract import extract_layer
+    from tiny_models import make_tiny_model
+
+    model = make_tiny_model("llama", tmp_path / "m", num_layers=2)
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 65
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CorruptFileError, match="hidden_size=65 but the layer's tensors disagree"):
+        extract_layer(str(model), 0, tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
