@@ -204,4 +204,8 @@ def key_of(info: ArtifactInfo, repo_path: str | None = None) -> CacheKey:
         commit = parsed[1] if ok else info.data_sha256[:16]
     if not isinstance(commit, str) or not _SAFE_COMMIT.match(commit):
         raise ArtifactError(f"{info.path}: its provenance has an invalid commit {commit!r}")
-    return CacheKey(source, kind, commit, info.layer_index, dtype_tag_of_provenance(prov))
+    layer = prov.get("layer_index")
+    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < 1 << 20:
+        raise ArtifactError(f"{info.path}: its provenance has an invalid layer_index {str(layer)[:40]!r}",
+                            "refused; push it again from an artifact made by `pifi extract`")
+    return CacheKey(source, kind, commit, layer, dtype_tag_of_provenance(prov))

@@ -245,3 +245,16 @@ def test_a_cache_hit_is_parsed_once_and_hashed_never_per_describe(tmp_path, llam
     outside.write_bytes(art.path.read_bytes())
     describe_artifact(str(outside))  # a file outside the cache: hashed exactly once
     assert len(hashes) == 1
+
+
+@pytest.mark.parametrize("layer", ["abc", -1, True, 10**30])
+def test_a_pulled_provenance_with_a_bad_layer_index_is_refused(tmp_path, llama_dir, layer):
+    from dataclasses import replace
+
+    from layer_cache import key_of
+    from pifi_extract import read_artifact
+    from pifi_extract.errors import ArtifactError
+
+    info = read_artifact(get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c").path)
+    with pytest.raises(ArtifactError, match="invalid layer_index"):
+        key_of(replace(info, provenance={**info.provenance, "layer_index": layer}))
