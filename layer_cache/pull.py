@@ -21,6 +21,18 @@ from .layout import INCOMING_DIR, CacheKey, key_of
 from .store import CachedArtifact, LayerCache
 
 CHUNK = 8 << 20
+PEEK_BYTES = 4096
+MAX_HEADER_BYTES = 16 << 20  # a pifi artifact's header is a few KB (the source's config.json included)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int, where: Path) -> None:
+    """Write all of ``data`` at ``offset`` (a short write is retried; no progress means the disk is full)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise storage_error(OSError(28, "No space left on device"), where)
+        view, offset = view[n:], offset + n
 
 
 def pull(
@@ -81,7 +93,12 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
             n = header_length(source.read(path, 0, PREFIX_BYTES), size, where)
         except PifiError as err:
             raise ArtifactError(f"{where} is not a pifi artifact ({err.message}); refused, nothing was loaded") from None
-        os.pwrite(fd, source.read(path, 0, PREFIX_BYTES + n), 0)
+        peek = source.read(path, PREFIX_BYTES, PREFIX_BYTES + min(n, PEEK_BYTES))  # before the whole header
+        if not peek.lstrip(b" \t\r\n").startswith(b"{"):
+            raise ArtifactError(f"{where} is not a pifi artifact (its header is not a JSON object); refused, nothing was loaded")
+        if n > MAX_HEADER_BYTES:
+            raise ArtifactError(f"{where} is not a pifi artifact (a {n}-byte header; a layer's is a few KB); refused")
+        _pwrite_all(fd, source.read(path, 0, PREFIX_BYTES + n), 0, incoming)
         try:
             info = read_artifact(tmp)
         except ArtifactError as err:
@@ -99,7 +116,7 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
                 pass  # the cached copy is corrupt: replace it
         tick = (lambda k: progress(k, size)) if progress is not None else None
         for start in range(PREFIX_BYTES + n, size, CHUNK):
-            os.pwrite(fd, source.read(path, start, min(start + CHUNK, size), progress=tick), start)
+            _pwrite_all(fd, source.read(path, start, min(start + CHUNK, size), progress=tick), start, incoming)
         os.fsync(fd)
     except OSError as err:
         tmp.unlink(missing_ok=True)

@@ -148,3 +148,26 @@ def test_a_failed_extract_leaves_no_ref(tmp_path, hub):
     assert not list(cache.rglob("refs")) and LayerCache(cache).keys() == []
     art = get_or_extract(REPO, -1, cache_dir=cache)
     assert LayerCache(cache).read_ref(REPO, "hub", "main") == art.key.commit
+
+
+def test_pull_refuses_a_non_json_header_before_downloading_it(tmp_path, hub):
+    import struct
+
+    body = b"x" * (2 << 20)  # claims a 2 MB header of garbage
+    hub.add_repo("org/garbage", {"models--a--b/c0ffee/layer-0.safetensors": struct.pack("<Q", len(body)) + body})
+    hub.reset_counters()
+    with pytest.raises(ArtifactError, match="not a JSON object"):
+        pull("org/garbage", cache_dir=tmp_path / "cache")
+    assert hub.bytes_for("org/garbage", "models--a--b/c0ffee/layer-0.safetensors") < 16384
+
+
+def test_pull_survives_short_writes(tmp_path, hub, llama_dir, monkeypatch):
+    import os as os_mod
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "lab")
+    push([art.reference], SHARED, token=hub.write_token, cache_dir=tmp_path / "lab")
+    real = os_mod.pwrite
+    monkeypatch.setattr(os_mod, "pwrite", lambda fd, data, off: real(fd, bytes(data[: max(1, len(data) // 2)]), off))
+    (got,) = pull(SHARED, token=hub.write_token, cache_dir=tmp_path / "member")
+    monkeypatch.undo()
+    assert got.data_sha256 == art.data_sha256 and verify_artifact(got.path)
