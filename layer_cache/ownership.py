@@ -164,6 +164,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def source_dirs(root: Path) -> list[Path]:
+    """pifi's source folders of ``root`` (real folders, links not followed)."""
+    return [root / n for n in _names(root) if n.startswith((HUB_PREFIX, LOCAL_PREFIX)) and _is_dir(root / n)]
+
+
+def commit_dirs(source_dir: Path) -> list[Path]:
+    return [source_dir / n for n in _names(source_dir) if n != REFS_DIR and _is_dir(source_dir / n)]
+
+
+def temp_file_sizes(folder: Path) -> list[tuple[Path, int]]:
+    """(path, size) of the temp files (regular files of the temp pattern) in ``folder``."""
+    out = []
+    for name in _names(folder):
+        st = _lstat(folder / name)
+        if TEMP_RE.match(name) and st is not None and stat.S_ISREG(st.st_mode):
+            out.append((folder / name, st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size))
+    return out
+
+
 def stale_temp_files(folder: Path, *, now: float, min_age_s: float = 3600.0) -> list[Path]:
     """Temp files of dead local writers untouched for ``min_age_s`` (regular files only)."""
     out = []

@@ -47,13 +47,21 @@ def parse_size(text: str) -> int:
 
 
 def choose(
-    entries: Sequence[CachedArtifact], *, now: float, older_than_s: float | None, max_bytes: int | None
+    entries: Sequence[CachedArtifact],
+    *,
+    now: float,
+    older_than_s: float | None,
+    max_bytes: int | None,
+    other_bytes: int = 0,
 ) -> list[CachedArtifact]:
-    """Which artifacts to remove: unused for ``older_than_s``, then least recently used until ``max_bytes`` fit."""
+    """Which artifacts to remove: unused for ``older_than_s``, then least recently used until ``max_bytes`` fit.
+
+    ``other_bytes`` (temp files of writers, which stay) count against ``max_bytes`` too.
+    """
     chosen = [e for e in entries if older_than_s is not None and now - e.last_used > older_than_s]
     if max_bytes is not None:
         left = sorted((e for e in entries if e not in chosen), key=lambda e: e.last_used)
-        total = sum(e.size for e in left)
+        total = sum(e.size for e in left) + other_bytes
         for e in left:
             if total <= max_bytes:
                 break
@@ -87,7 +95,10 @@ def prune(
         return PruneResult([], 0, 0, 0, [], [])
     ownership.require_owned(cache.root)  # before anything is listed or chosen
     entries = cache.entries()
-    chosen = choose(entries, now=time.time(), older_than_s=older_than_s, max_bytes=max_bytes)
+    now = time.time()
+    stale = set(ownership.plan_tidy(cache.root, now=now))  # stale temp files go anyway: only live ones count
+    live_temp = sum(size for p, size in cache.temp_files() if p not in stale)
+    chosen = choose(entries, now=now, older_than_s=older_than_s, max_bytes=max_bytes, other_bytes=live_temp)
     skipped = [e for e in chosen if ownership.linked_part(cache.root, e.path) is not None]
     chosen = [e for e in chosen if e not in skipped]
     plan = cache.plan_tidy([e.path for e in chosen])

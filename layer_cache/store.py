@@ -21,6 +21,7 @@ from pifi_extract.plan import resolve_layer_index
 from . import integrity, ownership
 from .fsutil import check_writable, ensure_dir, key_lock, make_read_only, read_json, sweep_temp_files, write_atomic, write_json
 from .layout import (
+    INCOMING_DIR,
     LOCKS_DIR,
     MODEL_JSON,
     REFS_DIR,
@@ -262,6 +263,11 @@ class LayerCache:
                 st = path.stat()
                 out.append(CachedArtifact(key, path, st.st_size, 0, None, "?", "", integrity.last_used(path)))
         return out
+
+    def temp_files(self) -> list[tuple[Path, int]]:
+        """(path, size) of every temp file of a writer in progress or crashed (``ls`` and ``--max-size`` count them)."""
+        folders = [self.root / INCOMING_DIR] + [c for s in ownership.source_dirs(self.root) for c in ownership.commit_dirs(s)]
+        return [(p, size) for folder in folders for p, size in ownership.temp_file_sizes(folder)]
 
     def remove(self, key: CacheKey) -> list[Path]:
         """Delete one artifact and its memo (under its lock), then what :meth:`tidy` plans; the paths removed.

@@ -28,9 +28,17 @@ def cache_ls(as_json: JsonOpt = False, cache_dir: CacheDirOpt = None) -> None:
     if as_json:
         import json
 
-        typer.echo(json.dumps({"root": str(cache.root), "total_bytes": total, "artifacts": [e.to_json() for e in entries]}, indent=2))
+        temps = [{"path": str(p), "bytes": size} for p, size in cache.temp_files()]
+        typer.echo(json.dumps({"root": str(cache.root), "total_bytes": total, "artifacts": [e.to_json() for e in entries],
+                               "temp_files": temps}, indent=2))
         return
     _print_cache_table(entries, cache.root, total)
+    temps = cache.temp_files()
+    if temps:
+        from pifi_extract.inspect import human_bytes
+
+        say(f"and {len(temps)} temp files ({human_bytes(sum(s for _, s in temps))}) of unfinished or crashed writers "
+            "(`pifi cache prune` removes those of dead writers after an hour)")
 
 
 @cache_app.command("verify")

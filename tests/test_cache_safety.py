@@ -258,3 +258,18 @@ def test_a_pulled_provenance_with_a_bad_layer_index_is_refused(tmp_path, llama_d
     info = read_artifact(get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c").path)
     with pytest.raises(ArtifactError, match="invalid layer_index"):
         key_of(replace(info, provenance={**info.provenance, "layer_index": layer}))
+
+
+def test_temp_files_of_writers_are_listed_and_count_against_max_size(tmp_path, llama_dir, capsys):
+    from pifi_extract.writer import temp_name_for
+
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    tmp = temp_name_for(art.path.with_name("layer-1.safetensors"))  # our own pid: a live writer
+    tmp.write_bytes(b"\0" * (4 << 20))
+    code, out, _ = pifi(capsys, "cache", "ls", "--cache-dir", str(cache))
+    assert code == 0 and "1 temp files" in out
+    result = prune(max_size="5MB", cache_dir=cache)  # 4.2 MB temp file + 0.15 MB artifact fit in 5 MB
+    assert result.removed == [] and tmp.exists()
+    result = prune(max_size="4.1MB", cache_dir=cache)
+    assert [e.key for e in result.removed] == [art.key] and tmp.exists()  # a live writer's file stays
