@@ -170,3 +170,16 @@ def test_unreadable_and_one_class_data_are_one_line(assets, tmp_path, capsys):
     one = write_jsonl(tmp_path / "one.jsonl", [{"text": f"t{i}", "label": 1} for i in range(20)])
     _fails(capsys, _args(assets, out, **{"train-file": one, "validation-file": one}), "holds one class only")
     assert not out.exists()
+
+
+def test_a_failed_train_leaves_no_empty_run_folder(assets, tmp_path, capsys, monkeypatch):
+    import pifi_train.runner as runner
+    from pifi_extract.errors import ConfigError
+
+    def boom(*args, **kwargs):
+        raise ConfigError("the model could not be built")
+
+    monkeypatch.setattr(runner, "PifiModel", boom)
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out), "the model could not be built")
+    assert not out.exists()
