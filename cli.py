@@ -10,7 +10,6 @@ import importlib
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Optional
 
 import typer

@@ -10,9 +10,10 @@ Root: ``cache_dir`` argument (``--cache-dir``) > ``$PIFI_CACHE`` > ``$XDG_CACHE_
 from __future__ import annotations
 
 from .get_or_extract import get_or_extract, get_or_extract_layers
-from .hub_share import PushResult, key_of, pull, push
 from .fsutil import place_copy
-from .layout import CacheKey, cache_root, default_cache_root
+from .hub_share import PushResult, push
+from .layout import CacheKey, cache_root, default_cache_root, key_of
+from .pull import pull
 from .prune import PruneResult, VerifyResult, parse_duration, parse_size, prune, verify
 from .resolver import ResolvedArtifact, artifact_path, resolve_key, resolve_reference
 from .store import CachedArtifact, LayerCache, local_fingerprint

@@ -19,7 +19,9 @@ from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
-from pifi_extract.writer import TMP_MARKER, storage_error, temp_name_for
+from pifi_extract.writer import TMP_MARKER, check_output_target, storage_error, temp_name_for
+
+FICLONE = 0x40049409  # Linux ioctl: share the extents of another file (btrfs, XFS, bcachefs)
 
 _umask_lock = threading.Lock()
 
@@ -162,11 +164,42 @@ def sweep_temp_files(
     return removed
 
 
-def place_copy(src: Path, dst: Path) -> Path:
-    """Put ``src`` at ``dst`` too: a hard link on the same file system, else a copy (atomic either way)."""
+def clone_or_copy(src: Path, dst_fd: int) -> None:
+    """Fill ``dst_fd`` with ``src``'s bytes: a reflink where the file system offers one, else an in-kernel copy."""
+    import fcntl
     import shutil
 
+    with open(src, "rb") as fin:
+        try:
+            fcntl.ioctl(dst_fd, FICLONE, fin.fileno())
+            return
+        except OSError:
+            pass
+        size, offset = os.fstat(fin.fileno()).st_size, 0
+        try:
+            while offset < size:
+                n = os.copy_file_range(fin.fileno(), dst_fd, size - offset, offset, offset)
+                if n == 0:
+                    break
+                offset += n
+            if offset == size:
+                return
+        except (OSError, AttributeError):
+            pass
+        os.ftruncate(dst_fd, 0)
+        os.lseek(dst_fd, 0, os.SEEK_SET)
+        fin.seek(0)
+        with open(dst_fd, "wb", closefd=False) as fout:
+            shutil.copyfileobj(fin, fout, 8 << 20)
+
+
+def place_copy(src: Path, dst: Path) -> Path:
+    """Put a copy of ``src`` at ``dst`` (atomic; a reflink where possible): never a link to the cache's inode.
+
+    A ``dst`` that exists and is not a regular file (device, FIFO, socket, folder) is refused.
+    """
     dst = Path(dst)
+    check_output_target(dst)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -178,10 +211,12 @@ def place_copy(src: Path, dst: Path) -> Path:
         pass
     tmp = temp_name_for(dst)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
+            clone_or_copy(Path(src), fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, dst)
     except OSError as err:
         try:
@@ -190,3 +225,11 @@ def place_copy(src: Path, dst: Path) -> Path:
             pass
         raise storage_error(err, dst.parent, "the output folder") from None
     return dst
+
+
+def make_read_only(path: Path) -> None:
+    """Make a cache artifact read-only for everybody (0444), so no writable handle reaches it (best effort)."""
+    try:
+        os.chmod(path, 0o444)
+    except OSError:
+        pass

@@ -93,8 +93,6 @@ def get_or_extract_layers(
     source = open_source(llm, revision, token=token, gguf_file=gguf_file)
     if kind == "hub":
         commit = source.commit
-        if getattr(source, "host", source.kind) == "hub":  # resolved: remember it, so `main` works offline later
-            cache.write_ref(source_id, kind, revision or "main", commit)  # type: ignore[arg-type]
     assert commit is not None
     found.update(_lookup(cache, source_id, kind, commit, [x for x in layers if x not in found], dtype))
     missing = [x for x in dict.fromkeys(layers) if x not in found]
@@ -103,6 +101,8 @@ def get_or_extract_layers(
         for requested, plan in zip(missing, plan_layers(source, missing, dtype=dtype)):
             key = CacheKey(source_id, kind, commit, plan.layer_index, _tag_of_plan(plan, dtype))
             found[requested] = _insert(cache, key, source, plan, revision, progress, on_wait)
+    if kind == "hub" and getattr(source, "host", source.kind) == "hub":  # only once the layers are there
+        cache.write_ref(source_id, kind, revision or "main", commit)  # so `main` resolves offline later
     return [found[layer] for layer in layers]
 
 

@@ -47,6 +47,16 @@ def memo_matches(info: ArtifactInfo) -> bool:
     return memo.get("size") == size and memo.get("mtime_ns") == mtime_ns and memo.get("data_sha256") == info.data_sha256
 
 
+def invalidate_memo(artifact: Path) -> None:
+    """Forget that ``artifact`` was verified (after a failed check), so its next use re-hashes it and refuses it."""
+    memo = memo_path(artifact)
+    try:
+        if memo.is_file() and not memo.is_symlink():
+            memo.unlink()
+    except OSError:
+        pass
+
+
 def corrupt_error(path: Path, detail: str, key: str | None) -> ArtifactError:
     target = key or str(path)
     return ArtifactError(
@@ -63,6 +73,7 @@ def verify_full(path: Path, key: str | None = None) -> ArtifactInfo:
         raise corrupt_error(path, err.message, key) from None
     actual = data_sha256(info.path, info.data_start)
     if actual != info.data_sha256:
+        invalidate_memo(path)
         raise corrupt_error(path, f"data sha256 {actual[:12]}… != recorded {info.data_sha256[:12]}…", key)
     write_memo(info)
     return info

@@ -10,11 +10,13 @@ The layout follows the Hugging Face cache, so a person can browse it::
           layer-31.safetensors                  dtype as in the source (`--dtype keep`)
           layer-31.bf16.safetensors             converted to bf16
           .layer-31.safetensors.pifi-ok         integrity memo (size, mtime, sha256); its mtime = last used
+          .layer-31.safetensors.pifi-origin     a pulled artifact: the Hub repo it came from
       models--org--name--model.Q8_0.gguf/       a GGUF file of a Hub repo (`--gguf-file`): a source of its own
       local--my-model--1a2b3c4d/                a local folder or .gguf file (name + hash of its absolute path)
         <fingerprint>/layer-3.safetensors       fingerprint of the folder's file names, sizes and mtimes
       .locks/                                   one lock file per key
       .incoming/                                downloads in progress (pull)
+      CACHEDIR.TAG, .pifi-cache                 the tag that makes this folder pifi's (see ownership.py)
 
 A key is (source, commit, resolved layer index, dtype). ``keep`` is stored without a
 dtype tag; asking for the dtype the source already has is the same key as ``keep``.
@@ -27,20 +29,26 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from pifi_extract.errors import CacheError
+from pifi_extract.errors import ArtifactError, ConfigError
+from pifi_extract.plan import DTYPE_CHOICES
+
+if TYPE_CHECKING:
+    from pifi_extract.artifact import ArtifactInfo
 
 ENV_VAR = "PIFI_CACHE"
-DTYPE_TAGS = ("keep", "bf16", "fp16", "fp32")
+DTYPE_TAGS = tuple(DTYPE_CHOICES)  # keep, bf16, fp16, fp32 (the one list lives in pifi_extract.plan)
+_SAFETENSORS_OF = {k: v for k, v in DTYPE_CHOICES.items() if v is not None}
 # safetensors dtype name -> `--dtype` choice
-_CHOICE_OF = {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}
-_SAFETENSORS_OF = {v: k for k, v in _CHOICE_OF.items()}
+_CHOICE_OF = {v: k for k, v in _SAFETENSORS_OF.items()}
 ARTIFACT_RE = re.compile(r"^layer-(?P<layer>\d+)(?:\.(?P<dtype>bf16|fp16|fp32))?\.safetensors$")
 MODEL_JSON = "model.json"
 REFS_DIR = "refs"
 LOCKS_DIR = ".locks"
 INCOMING_DIR = ".incoming"
 MEMO_SUFFIX = ".pifi-ok"
+ORIGIN_SUFFIX = ".pifi-origin"  # beside a pulled artifact: {"pulled_from": ORG/REPO, "commit": ...}
 HUB_PREFIX = "models--"
 LOCAL_PREFIX = "local--"
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
@@ -61,7 +69,7 @@ def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 def dtype_tag(choice: str, source_dtype: object = None) -> str:
     """The dtype part of a key: ``keep`` when ``choice`` is keep or equals the source's own dtype."""
     if choice not in DTYPE_TAGS:
-        raise CacheError(f"unknown dtype {choice!r}", f"use one of {', '.join(DTYPE_TAGS)}")
+        raise ConfigError(f"unknown dtype {choice!r}", f"use one of {', '.join(DTYPE_TAGS)}")
     if choice != "keep" and isinstance(source_dtype, str) and _SAFETENSORS_OF[choice] == source_dtype:
         return "keep"
     return choice
@@ -127,6 +135,10 @@ def memo_name(artifact_name: str) -> str:
     return f".{artifact_name}{MEMO_SUFFIX}"
 
 
+def origin_name(artifact_name: str) -> str:
+    return f".{artifact_name}{ORIGIN_SUFFIX}"
+
+
 @dataclass(frozen=True)
 class CacheKey:
     """What identifies one cached artifact."""
@@ -171,3 +183,29 @@ def parse_rel_path(rel: str | PurePosixPath) -> tuple[str, str, int, str] | None
     if parsed is None or not dir_name.startswith((HUB_PREFIX, LOCAL_PREFIX)) or not _safe_part(commit) == commit:
         return None
     return dir_name, commit, parsed[0], parsed[1]
+
+
+_SAFE_COMMIT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+SAFE_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_SAFE_HUB_GGUF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(/[\w.-]+)+\.gguf$")  # ORG/REPO/FILE.gguf
+
+
+def key_of(info: ArtifactInfo, repo_path: str | None = None) -> CacheKey:
+    """The cache key an artifact belongs under, from its own provenance (validated: it may come from anywhere)."""
+    prov = info.provenance
+    source, kind = key_source_of_provenance(prov)
+    commit = prov.get("commit")
+    valid_hub = isinstance(source, str) and (SAFE_REPO.match(source) or _SAFE_HUB_GGUF.match(source)) and ".." not in source
+    if not isinstance(source, str) or (kind == "hub" and not valid_hub):
+        raise ArtifactError(f"{info.path}: its provenance names no valid source ({source!r})")
+    if not commit:  # a local source: keep the folder it was pushed from, else name it by its data
+        parsed = parse_rel_path(repo_path) if repo_path else None
+        ok = parsed is not None and parsed[0] == source_dir_name(source, kind)
+        commit = parsed[1] if ok else info.data_sha256[:16]
+    if not isinstance(commit, str) or not _SAFE_COMMIT.match(commit):
+        raise ArtifactError(f"{info.path}: its provenance has an invalid commit {commit!r}")
+    layer = prov.get("layer_index")
+    if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < 1 << 20:
+        raise ArtifactError(f"{info.path}: its provenance has an invalid layer_index {str(layer)[:40]!r}",
+                            "refused; push it again from an artifact made by `pifi extract`")
+    return CacheKey(source, kind, commit, layer, dtype_tag_of_provenance(prov))

@@ -21,11 +21,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pifi_extract.artifact import read_artifact
+from pifi_extract.artifact import ArtifactInfo, read_artifact
 from pifi_extract.errors import CacheError, PifiError
 from pifi_extract.extract import is_local_reference
 
 from .layout import DTYPE_TAGS, REFS_DIR, CacheKey, parse_rel_path
+from .pull import pull
 from .store import CachedArtifact, LayerCache, local_fingerprint
 
 KEY_RE = re.compile(
@@ -37,10 +38,16 @@ LISTED = 8
 
 @dataclass(frozen=True)
 class ResolvedArtifact:
-    """Where a reference points: always a file; ``cached`` when it is a cache entry."""
+    """Where a reference points: always a file; ``cached`` when it is a cache entry.
+
+    ``info`` is the header parsed while resolving; ``verified`` says whether its data hash was checked
+    (a cache entry: by the integrity memo or in full), so callers never re-read or re-hash the file.
+    """
 
     path: Path
     cached: CachedArtifact | None = None
+    info: ArtifactInfo | None = None
+    verified: bool = False
 
     def __fspath__(self) -> str:  # so `Path(resolve_reference(ref))` is the artifact file
         return str(self.path)
@@ -56,10 +63,9 @@ def resolve_reference(
     cache = LayerCache(cache_dir)
     path, key = _locate(cache, reference, token)
     if key is None:
-        read_artifact(path)  # refuse a file that is not a pifi artifact
-        return ResolvedArtifact(path)
-    cached = cache.get(key)
-    return ResolvedArtifact(cached.path, cached)
+        return ResolvedArtifact(path, info=read_artifact(path))  # refuses a file that is not a pifi artifact
+    cached, info = cache.get_checked(key)
+    return ResolvedArtifact(cached.path, cached, info, verified=True)
 
 
 def resolve_key(
@@ -116,8 +122,6 @@ def _via_hf(
         key = _key_at(cache, local.resolve()) if local.is_file() else None
         if key is not None:
             return local, key
-    from .hub_share import pull
-
     (cached,) = pull(repo, [path], revision=rev, token=token, cache_dir=cache.root)
     return cached.path, cached.key
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -19,9 +18,10 @@ from pifi_extract.artifact import ArtifactInfo, read_artifact
 from pifi_extract.errors import ArtifactError, PifiError
 from pifi_extract.plan import resolve_layer_index
 
-from . import integrity
-from .fsutil import check_writable, key_lock, read_json, sweep_temp_files, write_atomic, write_json
+from . import integrity, ownership
+from .fsutil import check_writable, ensure_dir, key_lock, make_read_only, read_json, sweep_temp_files, write_atomic, write_json
 from .layout import (
+    INCOMING_DIR,
     LOCKS_DIR,
     MODEL_JSON,
     REFS_DIR,
@@ -29,6 +29,7 @@ from .layout import (
     cache_root,
     dtype_tag,
     key_source_of_provenance,
+    origin_name,
     parse_artifact_filename,
     source_dir_name,
 )
@@ -47,6 +48,7 @@ class CachedArtifact:
     data_sha256: str
     last_used: float
     refs: tuple[str, ...] = ()
+    pulled_from: str | None = None  # the Hub repo a pulled artifact came from (None: extracted here)
     hit: bool = True  # False when the call that returned it extracted or downloaded it
 
     @property
@@ -87,7 +89,14 @@ class LayerCache:
         return self.root / key.dir_name / key.commit / key.filename
 
     def check_writable(self) -> None:
+        self.claim_root()
         check_writable(self.root)
+
+    def claim_root(self) -> None:
+        """Create the root if needed; tag it as pifi's when pifi created it (or it holds only pifi files)."""
+        created = not os.path.lexists(self.root)
+        ensure_dir(self.root)
+        ownership.claim(self.root, created=created)
 
     # ---- refs and model records ----------------------------------------------------------------
     def read_ref(self, source: str, kind: str, revision: str) -> str | None:
@@ -116,6 +125,7 @@ class LayerCache:
             return
         try:
             if self.read_ref(source, kind, revision) != commit:
+                self.claim_root()
                 write_atomic(path, commit.encode())
         except PifiError:
             pass
@@ -161,9 +171,13 @@ class LayerCache:
 
     def get(self, key: CacheKey, *, hit: bool = True) -> CachedArtifact:
         """The artifact of ``key``, its integrity checked (memo, else full hash); refuses a corrupt one."""
+        return self.get_checked(key, hit=hit)[0]
+
+    def get_checked(self, key: CacheKey, *, hit: bool = True) -> tuple[CachedArtifact, ArtifactInfo]:
+        """:meth:`get` and the parsed header it checked (so a caller parses and hashes nothing again)."""
         path = self.path_of(key)
         info = integrity.checked(path, key.display())
-        return self._entry(key, path, info, hit=hit)
+        return self._entry(key, path, info, hit=hit), info
 
     def _entry(self, key: CacheKey, path: Path, info: ArtifactInfo, *, hit: bool = True) -> CachedArtifact:
         refs = tuple(name for name, c in self.refs(self.root / key.dir_name).items() if c == key.commit)
@@ -178,20 +192,36 @@ class LayerCache:
             data_sha256=info.data_sha256,
             last_used=integrity.last_used(path),
             refs=refs,
+            pulled_from=self.origin(path),
             hit=hit,
         )
+
+    @staticmethod
+    def origin(path: Path) -> str | None:
+        """``ORG/REPO`` a pulled artifact came from, recorded by :func:`layer_cache.pull.pull`."""
+        record = read_json(path.with_name(origin_name(path.name)))
+        value = record.get("pulled_from") if record else None
+        return value if isinstance(value, str) else None
+
+    def write_origin(self, key: CacheKey, repo_id: str, commit: str) -> None:
+        try:
+            write_json(self.path_of(key).with_name(origin_name(key.filename)), {"pulled_from": repo_id, "commit": commit})
+        except PifiError:
+            pass
 
     # ---- insert ----------------------------------------------------------------------------------
     @contextmanager
     def locked(self, key: CacheKey, on_wait: Callable[[], None] | None = None) -> Iterator[Path]:
         """Hold ``key``'s lock; sweep its stale temp files; yield the artifact's final path."""
         path = self.path_of(key)
+        self.claim_root()
         with key_lock(self.root / LOCKS_DIR / key.lock_name, on_wait):
             sweep_temp_files(path.parent, path.name, locked=True)
             yield path
 
     def record(self, key: CacheKey, info: ArtifactInfo, revision: str | None, *, overwrite_ref: bool = True) -> None:
         """After an artifact landed at ``path_of(key)``: its memo, the commit's model record, the ref."""
+        make_read_only(info.path)
         integrity.write_memo(info)
         commit_dir = self.path_of(key).parent
         if read_json(commit_dir / MODEL_JSON) is None:
@@ -234,47 +264,30 @@ class LayerCache:
                 out.append(CachedArtifact(key, path, st.st_size, 0, None, "?", "", integrity.last_used(path)))
         return out
 
-    def remove(self, key: CacheKey) -> None:
-        """Delete one artifact (under its lock), then its commit folder and refs if nothing else is left."""
+    def temp_files(self) -> list[tuple[Path, int]]:
+        """(path, size) of every temp file of a writer in progress or crashed (``ls`` and ``--max-size`` count them)."""
+        folders = [self.root / INCOMING_DIR] + [c for s in ownership.source_dirs(self.root) for c in ownership.commit_dirs(s)]
+        return [(p, size) for folder in folders for p, size in ownership.temp_file_sizes(folder)]
+
+    def remove(self, key: CacheKey) -> list[Path]:
+        """Delete one artifact and its memo (under its lock), then what :meth:`tidy` plans; the paths removed.
+
+        Raises :class:`CacheError` for a root that is not a pifi cache or an artifact reached through a link.
+        """
+        path = self.path_of(key)
+        ownership.plan_tidy(self.root, [path])  # refuses before anything is touched
         with self.locked(key) as path:
-            for p in (integrity.memo_path(path), path):
-                try:
-                    p.unlink()
-                except FileNotFoundError:
-                    pass
-                except OSError as err:
-                    from .fsutil import storage_error
+            first = ownership.plan_tidy(self.root, [path])
+            own = [p for p in first if p.parent == path.parent and p.name.startswith((path.name, f".{path.name}."))]
+            removed = ownership.apply(own)
+        return removed + self.tidy()
 
-                    raise storage_error(err, p.parent) from None
-        self.tidy(self.root / key.dir_name)
+    def plan_tidy(self, artifacts: list[Path] = ()) -> list[Path]:  # type: ignore[assignment]
+        """What removing ``artifacts`` and sweeping leftovers would remove (see :mod:`.ownership`)."""
+        return ownership.plan_tidy(self.root, list(artifacts))
 
-    def tidy(self, source_dir: Path) -> None:
-        """Remove commit folders without artifacts, refs pointing to them, and an empty source folder."""
-        if not source_dir.is_dir():
-            return
-        for commit_dir in [p for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR]:
-            sweep_temp_files(commit_dir)
-            if not any(parse_artifact_filename(p.name) for p in commit_dir.iterdir()) and not any(
-                p.name.startswith(".") and ".pifi-tmp-" in p.name for p in commit_dir.iterdir()
-            ):
-                shutil.rmtree(commit_dir, ignore_errors=True)
-        commits = {p.name for p in source_dir.iterdir() if p.is_dir() and p.name != REFS_DIR}
-        for name, commit in self.refs(source_dir).items():
-            if commit not in commits:
-                try:
-                    (source_dir / REFS_DIR / name).unlink()
-                except OSError:
-                    pass
-        for folder in sorted(source_dir.rglob("*"), reverse=True):
-            if folder.is_dir():
-                try:
-                    folder.rmdir()
-                except OSError:
-                    pass
-        try:
-            source_dir.rmdir()
-        except OSError:
-            pass
-
-    def with_hit(self, artifact: CachedArtifact, hit: bool) -> CachedArtifact:
-        return replace(artifact, hit=hit)
+    def tidy(self) -> list[Path]:
+        """Remove stale temp files, commit folders left without artifacts, refs to them, empty source folders."""
+        if not self.root.is_dir():
+            return []
+        return ownership.apply(ownership.plan_tidy(self.root))

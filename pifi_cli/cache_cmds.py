@@ -28,21 +28,36 @@ def cache_ls(as_json: JsonOpt = False, cache_dir: CacheDirOpt = None) -> None:
     if as_json:
         import json
 
-        typer.echo(json.dumps({"root": str(cache.root), "total_bytes": total, "artifacts": [e.to_json() for e in entries]}, indent=2))
+        temps = [{"path": str(p), "bytes": size} for p, size in cache.temp_files()]
+        typer.echo(json.dumps({"root": str(cache.root), "total_bytes": total, "artifacts": [e.to_json() for e in entries],
+                               "temp_files": temps}, indent=2))
         return
     _print_cache_table(entries, cache.root, total)
+    temps = cache.temp_files()
+    if temps:
+        from pifi_extract.inspect import human_bytes
+
+        say(f"and {len(temps)} temp files ({human_bytes(sum(s for _, s in temps))}) of unfinished or crashed writers "
+            "(`pifi cache prune` removes those of dead writers after an hour)")
 
 
 @cache_app.command("verify")
 def cache_verify(
     keys: Annotated[Optional[list[str]], typer.Argument(help=KEYS_HELP + " Default: every artifact.")] = None,
+    against_source: Annotated[bool, typer.Option("--against-source", help="Also re-read each layer from its source (Hub repo at its commit, or local folder) and compare the tensors.")] = False,
+    token: TokenOpt = None,
     cache_dir: CacheDirOpt = None,
 ) -> None:
     """Recompute each artifact's data sha256: OK or CORRUPT; exit code 1 if any is corrupt."""
-    from layer_cache import resolve_key, verify
+    from layer_cache import LayerCache, resolve_key, verify
 
     chosen = [resolve_key(k, cache_dir=cache_dir) for k in keys] if keys else None
-    results = verify(chosen, cache_dir=cache_dir)
+    if against_source:
+        from layer_cache.source_check import verify_against_source
+
+        results = [verify_against_source(k, cache_dir=cache_dir, token=token) for k in chosen or LayerCache(cache_dir).keys()]
+    else:
+        results = verify(chosen, cache_dir=cache_dir)
     for r in results:
         status = "[green]OK[/]" if r.ok else "[bold red]CORRUPT[/]"
         out_console.print(f"{status}  {r.key.display()}" + (f"  ({r.error})" if r.error else ""), highlight=False, soft_wrap=True)
@@ -81,6 +96,13 @@ def cache_prune(
     verb = "would remove" if dry_run else "removed"
     for e in result.removed:
         say(f"{verb} {e.reference} ({human_bytes(e.size)})")
+    for e in result.skipped:
+        warn(f"kept {e.reference}: it is reached through a symbolic link, and pifi never deletes through one")
+    if dry_run:
+        for p in result.paths:
+            say(f"would delete {p}")
+    elif result.paths:
+        say(f"removed {len(result.paths)} files and empty folders of pifi's ({result.temp_files_removed} stale temp files)")
     say(f"{verb} {len(result.removed)} artifacts, {human_bytes(result.freed_bytes)}; {human_bytes(result.kept_bytes)} kept")
 
 
@@ -137,7 +159,8 @@ def _print_cache_table(entries: list, root: Path, total: int) -> None:
         commit = e.key.commit[:12] + (f" ({', '.join(e.refs)})" if e.refs else "")
         layer = f"{e.key.layer_index}/{e.num_layers}" if e.num_layers else str(e.key.layer_index)
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-        table.add_row(e.key.source, commit, layer, e.key.dtype, human_count(e.num_parameters), human_bytes(e.size), used, e.reference)
+        source = e.key.source + (f" (pulled from {e.pulled_from})" if e.pulled_from else "")
+        table.add_row(source, commit, layer, e.key.dtype, human_count(e.num_parameters), human_bytes(e.size), used, e.reference)
     out_console.print(table)
     say(f"{len(entries)} artifacts, {human_bytes(total)} in total")
 

@@ -34,9 +34,12 @@ def extract(
                               as_json)
     from pifi_extract.artifact import read_artifact
     from pifi_extract.extract import artifact_file_name, extract_layers
+    from pifi_extract.writer import check_output_target
 
     if dtype not in DTYPES:
         raise typer.BadParameter("choose keep, bf16, fp16 or fp32", param_hint="--dtype")
+    if output is not None and not output.is_dir():
+        check_output_target(output)  # a device, FIFO or socket is refused before anything is written
     several = len(layer) > 1
 
     def output_for(index: int) -> Path:
@@ -63,7 +66,8 @@ def extract(
     for art in artifacts:
         path = art.path if output is None else place_copy(art.path, output_for(art.key.layer_index))
         _print_summary(path, read_artifact(path))
-        say(f"{'from the cache' if art.hit else 'stored in the cache'}: {art.reference}")
+        origin = f" (pulled from {art.pulled_from}: not extracted here)" if art.pulled_from else ""
+        say(f"{'from the cache' if art.hit else 'stored in the cache'}: {art.reference}{origin}")
 
 
 def inspect(

@@ -270,6 +270,8 @@ def predict(
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
     if run_family(run_dir) == "seq2seq":
         return _predict_seq2seq(run_dir, text, file, output, layer_artifact, device, batch_size)
+    if output is not None:
+        _check_predict_output(Path(output))
     loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
     labels = None
     if file is not None:
@@ -410,3 +412,14 @@ def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(predict)
     app.command()(report)
+
+
+def _check_predict_output(path: Path) -> None:
+    """Refuse ``predict -o`` onto a folder or into a missing folder, before any prediction runs."""
+    from pifi_extract.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"-o {path} is a folder", "pass a file name, e.g. -o predictions.jsonl")
+    if not path.parent.is_dir():
+        raise ConfigError(f"-o {path}: the folder {path.parent} does not exist", "create it first, or choose another -o")
+

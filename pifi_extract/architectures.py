@@ -193,6 +193,9 @@ def arch_for_config(config: Mapping[str, Any]) -> ArchSpec:
     """
     model_type = config.get("model_type")
     supported = ", ".join(supported_model_types())
+    if not isinstance(model_type, str):  # a list or object in a crafted config.json: not hashable, not a name
+        raise UnsupportedModelError(f"config.json's model_type is {type(model_type).__name__} {str(model_type)[:60]}, "
+                                    "not an architecture name", f"supported architectures: {supported}")
     if config.get("auto_map") and model_type not in ARCHITECTURES:
         raise UnsupportedModelError(
             f"model_type {model_type!r} needs remote code (config.json has 'auto_map'), which pifi never runs",

@@ -121,6 +121,9 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:
         digest = meta[METADATA_KEYS["data_sha256"]]
     except (KeyError, ValueError) as err:
         raise ArtifactError(f"{path}: damaged pifi metadata ({err})", "extract it again with `pifi extract`") from None
+    if not isinstance(config, dict) or not isinstance(provenance, dict) or not isinstance(config.get("model_type"), str):
+        raise ArtifactError(f"{path}: damaged pifi metadata (pifi.config / pifi.provenance must be JSON objects, "
+                            "with a model_type string)", "extract it again with `pifi extract`")
     if version > FORMAT_VERSION:
         raise ArtifactError(
             f"{path} uses artifact format {version}, newer than this pifi understands ({FORMAT_VERSION})",

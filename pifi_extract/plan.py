@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .architectures import ArchSpec
 from .artifact import FINAL_NORM_PREFIX, artifact_metadata
-from .errors import CorruptFileError, LayerIndexError, UnsupportedModelError
+from .errors import ConfigError, CorruptFileError, LayerIndexError, UnsupportedModelError
 from .safetensors_header import DTYPE_SIZES, SafetensorsHeader, build_header
 
 INDEX_FILE = "model.safetensors.index.json"
@@ -152,6 +152,22 @@ def one_or_list(values: Iterable[str]) -> str | list[str]:
     return distinct[0] if len(distinct) == 1 else distinct
 
 
+def check_shapes_match_config(shapes: Mapping[str, tuple[int, ...]], config: Mapping[str, Any]) -> None:
+    """Refuse a layer whose tensors disagree with its config's ``hidden_size`` (the layer would not run).
+
+    The layer norms must be ``(hidden_size,)`` and some tensor must have a ``hidden_size`` axis.
+    """
+    hidden = config.get("hidden_size")
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or not shapes:
+        return
+    norms = {n: s for n, s in shapes.items() if n.endswith("layernorm.weight") and len(s) == 1}
+    wrong = next((n for n, s in norms.items() if s != (hidden,)), None)
+    if wrong is not None or not any(hidden in s for s in shapes.values()):
+        shown = f"{wrong} is {list(shapes[wrong])}" if wrong else "no tensor has that size"
+        raise CorruptFileError(f"config.json says hidden_size={hidden} but the layer's tensors disagree ({shown})",
+                               "the checkpoint's config.json does not match its weights; fix or re-download it")
+
+
 def plan_layer(
     selected: Mapping[str, tuple[str, str]],
     headers: Mapping[str, SafetensorsHeader],
@@ -165,7 +181,7 @@ def plan_layer(
     """Lay out the artifact for the ``selected`` tensors, given their shards' parsed headers."""
     target = DTYPE_CHOICES.get(dtype, "?")
     if target == "?":
-        raise ValueError(f"unknown dtype choice {dtype!r}")
+        raise ConfigError(f"unknown dtype choice {dtype!r}", f"use one of {', '.join(DTYPE_CHOICES)}")
     found = []
     for name in sorted(selected):
         source_name, file = selected[name]
@@ -177,6 +193,7 @@ def plan_layer(
             )
         out_dtype = target if (target and entry.dtype in FLOAT_DTYPES) else entry.dtype
         found.append((name, source_name, file, entry, out_dtype))
+    check_shapes_match_config({n: e.shape for n, _, _, e, _ in found}, config)
     full_provenance = {
         **provenance,
         "layer_index": layer_index,

@@ -78,8 +78,12 @@ def parse_header(raw: bytes, file_size: int | None, where: str) -> SafetensorsHe
     """Parse and validate the JSON header ``raw`` of a file of ``file_size`` bytes."""
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CorruptFileError(f"{where}: safetensors header is not valid JSON ({err})") from None
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, or an integer of thousands of digits
+        raise CorruptFileError(f"{where}: safetensors header is not valid JSON ({str(err)[:120]})",
+                               "the file is corrupt or not a safetensors file: download or extract it again") from None
+    except RecursionError:
+        raise CorruptFileError(f"{where}: safetensors header is nested too deeply",
+                               "the file is corrupt or crafted: download or extract it again") from None
     if not isinstance(obj, dict):
         raise CorruptFileError(f"{where}: safetensors header is not a JSON object")
     metadata = obj.pop("__metadata__", None) or {}
@@ -91,18 +95,27 @@ def parse_header(raw: bytes, file_size: int | None, where: str) -> SafetensorsHe
     return SafetensorsHeader(len(raw), tensors, metadata)
 
 
+MAX_RANK = 16
+MAX_COUNT = 1 << 62  # no real dimension or byte offset comes near it
+
+
+def _is_count(value: object) -> bool:
+    """A non-negative JSON integer of a sane size (``true`` is not 1)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_COUNT
+
+
 def _entry(name: str, spec: object, where: str) -> TensorEntry:
     if not isinstance(spec, dict):
         raise CorruptFileError(f"{where}: header entry {name!r} is not an object")
     dtype, shape, offsets = spec.get("dtype"), spec.get("shape"), spec.get("data_offsets")
     if dtype not in DTYPE_SIZES:
         raise CorruptFileError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_is_count(d) for d in shape):
         raise CorruptFileError(f"{where}: tensor {name!r} has an invalid shape {shape!r}")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
-        or not all(isinstance(o, int) and o >= 0 for o in offsets)
+        or not all(_is_count(o) for o in offsets)
         or offsets[0] > offsets[1]
     ):
         raise CorruptFileError(f"{where}: tensor {name!r} has invalid data_offsets {offsets!r}")
@@ -116,11 +129,17 @@ def _entry(name: str, spec: object, where: str) -> TensorEntry:
 
 
 def _check_layout(tensors: Mapping[str, TensorEntry], data_size: int | None, where: str) -> None:
-    """Offsets must lie inside the data section and never overlap."""
+    """Offsets must lie inside the data section, never overlap, and leave no gap (as the safetensors format says)."""
     spans = sorted((e.begin, e.end, e.name) for e in tensors.values() if e.nbytes)
     for (_, end_a, a), (begin_b, _, b) in zip(spans, spans[1:]):
         if begin_b < end_a:
             raise CorruptFileError(f"{where}: tensors {a!r} and {b!r} overlap in the data section")
+        if begin_b > end_a:
+            raise CorruptFileError(f"{where}: a gap of {begin_b - end_a} bytes lies between tensors {a!r} and {b!r}",
+                                   "the header is corrupt or crafted: download or extract the file again")
+    if spans and spans[0][0] != 0:
+        raise CorruptFileError(f"{where}: the data section starts with {spans[0][0]} bytes no tensor owns",
+                               "the header is corrupt or crafted: download or extract the file again")
     if data_size is not None and spans and spans[-1][1] > data_size:
         raise CorruptFileError(
             f"{where}: tensor {spans[-1][2]!r} ends at byte {spans[-1][1]} but the data section has {data_size}",

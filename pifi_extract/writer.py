@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +25,18 @@ TMP_MARKER = ".pifi-tmp-"
 def temp_name_for(target: Path) -> Path:
     """A hidden, unique temporary name beside ``target`` (pid recorded so stale ones can be swept)."""
     return target.with_name(f".{target.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def check_output_target(target: str | os.PathLike[str]) -> None:
+    """Refuse a ``target`` that exists and is not a regular file (device, FIFO, socket, folder; or a link to one)."""
+    path = Path(target)
+    try:
+        st = os.stat(path)  # follows a link: what a write would replace or reach
+    except OSError:  # missing (or unreachable: the write itself says why)
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
+        raise StorageError(f"refusing to write the artifact over {path}: it is {kind}", "choose a file path for --output")
 
 
 CACHE_FOLDER = "the pifi cache folder"
@@ -81,6 +94,7 @@ class AtomicArtifactWriter:
         self._hasher: PrefixHasher | None = None
 
     def __enter__(self) -> "AtomicArtifactWriter":
+        check_output_target(self.target)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)

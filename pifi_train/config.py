@@ -127,8 +127,12 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0 or not 0 <= self.label_smoothing < 1:
-            raise ConfigError("--lr and --grad-clip must be > 0, --weight-decay >= 0, --label-smoothing in [0, 1)")
+        if not (0 < self.lr < float("inf") and 0 <= self.weight_decay < float("inf") and 0 < self.grad_clip < float("inf")
+                and 0 <= self.label_smoothing < 1):  # written so that NaN fails every test
+            raise ConfigError("--lr and --grad-clip must be finite numbers > 0, --weight-decay >= 0, "
+                              "--label-smoothing in [0, 1)")
+        if self.num_workers < 0:
+            raise ConfigError(f"--num-workers must be 0 or more, got {self.num_workers}", "0 loads data in the main process")
         self.validate_ablations()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")

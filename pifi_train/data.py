@@ -81,7 +81,12 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     kind = _FORMATS.get(path.suffix.lower())
     if kind is None:
         raise ConfigError(f"unknown data file type {path.suffix!r}: {path}", "use .csv, .tsv or .jsonl")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start}, line {line})",
+                          "re-save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)") from None
     if kind == "jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -96,7 +101,12 @@ def read_table(path: Path) -> list[dict[str, Any]]:
             rows.append(row)
     else:
         # newline="" semantics: a quoted field may hold line breaks
-        rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter="," if kind == "csv" else "\t"))
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="," if kind == "csv" else "\t")
+        try:
+            rows = list(reader)
+        except csv.Error as err:
+            raise ConfigError(f"{path} line {reader.line_num}: cannot read it as {kind.upper()} ({err})",
+                              "fix that line; for texts longer than 128 KB use a .jsonl file") from None
     if not rows:
         raise ConfigError(f"data file has no rows: {path}")
     return rows
@@ -185,6 +195,9 @@ def load_local_task(
         raise ConfigError(f"validation fraction must be in (0, 1), got {validation_fraction}")
     cols = (text_column, text_pair_column, label_column)
     train, names = _file_examples(Path(train_file), *cols, label_ids=None)
+    if len(names) < 2:
+        raise ConfigError(f"{train_file} holds one class only ({names[0]!r}): a classifier needs at least 2",
+                          f"check the --label-column ({label_column!r}) or add examples of the other classes")
     ids = {name: i for i, name in enumerate(names)}
     if validation_file is not None:
         validation, _ = _file_examples(Path(validation_file), *cols, label_ids=ids)

@@ -38,25 +38,34 @@ class LayerIdentity:
         return asdict(self)
 
 
+def _missing_file(reference: str) -> bool:
+    path = Path(reference).expanduser()
+    return not path.is_file() and path.suffix == ".safetensors" and not reference.startswith("hf://")
+
+
 def resolve_layer_reference(reference: str) -> Path:
     """An artifact path for a reference: a file path, or a layer-cache reference (key, cache path, hf://)."""
-    path = Path(reference).expanduser()
-    if path.is_file():
-        return path.resolve()
-    if path.suffix == ".safetensors" and not reference.startswith("hf://"):
-        raise SourceNotFoundError(f"layer artifact {reference!r} does not exist",
-                                  "pass the .safetensors file written by `pifi extract`, or a cache key")
-    from layer_cache import artifact_path
-
-    return Path(artifact_path(reference))
+    return Path(describe_artifact(reference, verify=False).path)
 
 
 def describe_artifact(reference: str, verify: bool = True) -> LayerIdentity:
-    """Resolve and check an artifact (header, and data hash when ``verify``) without loading it."""
-    from pifi_extract.artifact import read_artifact, verify_artifact
+    """Resolve and check an artifact (header, and data hash when ``verify``) without loading it.
 
-    path = resolve_layer_reference(reference)
-    info = verify_artifact(path) if verify else read_artifact(path)
+    One resolution (:func:`layer_cache.resolve_reference`) parses the header once; a cache entry
+    comes back checked by its integrity memo, so only a file outside the cache is hashed here.
+    """
+    from layer_cache import resolve_reference
+    from pifi_extract.artifact import verify_artifact
+
+    if _missing_file(reference):
+        raise SourceNotFoundError(f"layer artifact {reference!r} does not exist",
+                                  "pass the .safetensors file written by `pifi extract`, or a cache key")
+    resolved = resolve_reference(reference)
+    info = resolved.info
+    assert info is not None
+    if verify and not resolved.verified:
+        info = verify_artifact(info)
+    path = resolved.path if resolved.cached is not None else resolved.path.resolve()
     return LayerIdentity(
         reference=reference,
         path=str(path),

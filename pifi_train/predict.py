@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from pifi_extract.errors import ArtifactError, ConfigError
+from pifi_extract.errors import ArtifactError, ConfigError, PifiError
 
 from . import checkpoint as ckpt
 from . import distributed as dist
@@ -53,7 +53,12 @@ def _layer_for(recorded: dict[str, Any], override: str | None) -> Any:
         reference = recorded.get("path") or recorded.get("reference")
         if not Path(str(reference)).is_file() and recorded.get("reference"):
             reference = recorded["reference"]
-        identity = describe_artifact(str(reference))
+        try:
+            identity = describe_artifact(str(reference))
+        except PifiError as err:  # moved, deleted or pruned since training
+            raise type(err)(f"the layer this run was trained with is gone: {err.message}",
+                            f"pass its new place with --layer-artifact PATH_OR_KEY (sha256 "
+                            f"{str(recorded.get('sha256'))[:12]}…), or extract it again") from None
     if identity.sha256 != recorded.get("sha256"):
         raise ArtifactError(f"artifact {identity.path} is not the layer this run was trained with "
                             f"(sha256 {identity.sha256[:12]}… vs {str(recorded.get('sha256'))[:12]}…)")

@@ -237,7 +237,12 @@ def render(rows: Sequence[GroupRow], fmt: str) -> str:
 
 
 def plot_curves(records: Sequence[RunRecord], path: Path) -> Path:
-    """Validation accuracy per epoch, mean over seeds, one line per configuration."""
+    """Validation accuracy per epoch, mean over seeds, one line per configuration; returns the file written.
+
+    A folder gets ``pifi-report.png`` inside; a name without a suffix gets ``.png`` (as matplotlib would add).
+    """
+    path = Path(path)
+    path = path / "pifi-report.png" if path.is_dir() else (path if path.suffix else path.with_suffix(".png"))
     curves: dict[tuple[str, ...], list[list[float]]] = {}
     for r in records:
         curves.setdefault(r.group, []).append(r.curve)

@@ -262,6 +262,7 @@ def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_
     config.validate()
     resume = resume_dir is not None
     ctx = dist.setup(config.device)
+    created, out = False, Path(".")
     try:
         # fail fast, cheapest checks first: output dir, artifact (missing, not one, hash), data, then the SLM
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
@@ -272,6 +273,7 @@ def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_
         inputs = Inputs(config, ctx, resolve_precision(config.precision, ctx.device), artifact,
                         load_slm_config(config.slm), load_tokenizer(config.slm))
         dist.barrier(ctx)
+        created = ctx.is_main and not resume and not out.exists()
         if ctx.is_main and not resume:
             ckpt.create_output_dir(out, config.overwrite)
             if len(seeds) > 1:
@@ -288,8 +290,19 @@ def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_
             ckpt.write_json(out / ckpt.SWEEP, {**sweep, "options": config.to_dict(),
                                                "summary": summarize_seeds(results, pipeline.summary_keys)})
         return results
+    except BaseException:
+        if created:
+            _remove_if_empty(out)  # a failed run leaves no empty run folder (never anything it wrote into)
+        raise
     finally:
         dist.teardown(ctx)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
 
 
 def resume_training(run_dir: Path, epochs: int | None = None, progress: ProgressCallback | None = None

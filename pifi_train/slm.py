@@ -40,10 +40,31 @@ def _translate(name: str, err: Exception) -> PifiError:
     return SourceNotFoundError(f"--slm {name}: not a local folder nor a model on the Hub: {first}")
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickle_only(name: str) -> None:
+    """Refuse a local SLM folder whose weights exist only as pickles (``pytorch_model.bin``): pifi never loads one."""
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        return
+    names = [p.name for p in folder.iterdir() if p.is_file()]
+    if any(n.endswith(".safetensors") or n.endswith(".safetensors.index.json") for n in names):
+        return
+    pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
+    if pickles:
+        raise UnsupportedModelError(
+            f"--slm {name} holds only pickle weights ({pickles[0]}); pifi never loads pickles",
+            "convert them to safetensors (in an environment you trust: load the model, then "
+            "save_pretrained(..., safe_serialization=True)) or use a model that ships model.safetensors",
+        )
+
+
 def load_slm_config(name: str) -> Any:
-    """The SLM's transformers config; refuses encoder-decoder models and remote code."""
+    """The SLM's transformers config; refuses encoder-decoder models, remote code and pickle-only folders."""
     from transformers import AutoConfig
 
+    refuse_pickle_only(name)
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as err:
@@ -61,7 +82,10 @@ def load_slm(name: str, config: Any | None = None, pretrained: bool = True) -> n
     config = config if config is not None else load_slm_config(name)
     try:
         if pretrained:
-            model = AutoModel.from_pretrained(name, config=config, dtype=torch.float32, trust_remote_code=False)
+            refuse_pickle_only(name)
+            model = AutoModel.from_pretrained(
+                name, config=config, dtype=torch.float32, trust_remote_code=False, use_safetensors=True
+            )
         else:
             model = AutoModel.from_config(config, dtype=torch.float32)
     except (OSError, ValueError) as err:

@@ -161,7 +161,7 @@ def test_pull_of_a_non_artifact_is_refused(tmp_path, capsys, hub_server):
     code, _, err = pifi(capsys, "cache", "pull", "org/stuff", "a.txt", "--cache-dir", str(tmp_path / "c"), "-q")
     one_line_error(code, err, "org/stuff/a.txt is not a pifi artifact")
     assert LayerCache(tmp_path / "c").keys() == []
-    assert [f for f in files_under(tmp_path / "c") if not f.startswith(".locks")] == []
+    assert [f for f in files_under(tmp_path / "c") if not f.startswith(".locks")] == [".pifi-cache", "CACHEDIR.TAG"]
 
 
 def test_push_and_pull_commands(tmp_path, capsys, llama_dir, hub_server):

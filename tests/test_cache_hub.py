@@ -97,6 +97,7 @@ def test_push_then_pull_round_trip_with_model_card(tmp_path, hub, llama_dir):
     hub.reset_counters()
     again = get_or_extract("meta/gated-tiny", -1, dtype="bf16", revision=sha, cache_dir=member)
     assert again.hit and again.path == got.path and hub.log == []
+    assert got.pulled_from == again.pulled_from == SHARED and art.pulled_from is None  # shown by ls and on a hit
     assert all(p.hit for p in pull(SHARED, token=hub.write_token, cache_dir=member))  # idempotent: headers only
     assert hub.bytes_for(SHARED, rel) < 2 * 8192
 
@@ -134,5 +135,39 @@ def test_pulling_a_file_that_is_not_a_pifi_artifact_is_refused_unloaded(tmp_path
     with pytest.raises(ArtifactError, match="not a pifi artifact"):
         resolve_reference("hf://org/not-pifi/weights.safetensors", cache_dir=cache)
     assert LayerCache(cache).keys() == []
-    assert [p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"] == []
+    assert sorted(p.name for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock") == [".pifi-cache", "CACHEDIR.TAG"]
     assert hub.bytes_for("org/not-pifi", "weights.safetensors") < 2 * 200  # header only, never the data
+
+
+def test_a_failed_extract_leaves_no_ref(tmp_path, hub):
+    from pifi_extract.errors import LayerIndexError
+
+    cache = tmp_path / "cache"
+    with pytest.raises(LayerIndexError):
+        get_or_extract(REPO, 99, cache_dir=cache)
+    assert not list(cache.rglob("refs")) and LayerCache(cache).keys() == []
+    art = get_or_extract(REPO, -1, cache_dir=cache)
+    assert LayerCache(cache).read_ref(REPO, "hub", "main") == art.key.commit
+
+
+def test_pull_refuses_a_non_json_header_before_downloading_it(tmp_path, hub):
+    import struct
+
+    body = b"x" * (2 << 20)  # claims a 2 MB header of garbage
+    hub.add_repo("org/garbage", {"models--a--b/c0ffee/layer-0.safetensors": struct.pack("<Q", len(body)) + body})
+    hub.reset_counters()
+    with pytest.raises(ArtifactError, match="not a JSON object"):
+        pull("org/garbage", cache_dir=tmp_path / "cache")
+    assert hub.bytes_for("org/garbage", "models--a--b/c0ffee/layer-0.safetensors") < 16384
+
+
+def test_pull_survives_short_writes(tmp_path, hub, llama_dir, monkeypatch):
+    import os as os_mod
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "lab")
+    push([art.reference], SHARED, token=hub.write_token, cache_dir=tmp_path / "lab")
+    real = os_mod.pwrite
+    monkeypatch.setattr(os_mod, "pwrite", lambda fd, data, off: real(fd, bytes(data[: max(1, len(data) // 2)]), off))
+    (got,) = pull(SHARED, token=hub.write_token, cache_dir=tmp_path / "member")
+    monkeypatch.undo()
+    assert got.data_sha256 == art.data_sha256 and verify_artifact(got.path)

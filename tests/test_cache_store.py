@@ -62,7 +62,7 @@ def test_layout_names_are_browsable_and_parse_back():
     assert parse_artifact_filename(".layer-3.safetensors.pifi-tmp-12-ab") is None
     assert source_dir_name("/data/models/my model", "local").startswith("local--my-model--")
     assert dtype_tag("bf16", "BF16") == "keep" and dtype_tag("bf16", "F32") == "bf16" and dtype_tag("keep") == "keep"
-    with pytest.raises(CacheError):
+    with pytest.raises(ConfigError):
         dtype_tag("int4")
 
 

@@ -69,6 +69,10 @@ def test_unknown_and_remote_code_architectures_are_refused():
         ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, "ends at byte 16"),
         ({"a": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 1]}}, "unknown dtype"),
         ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 0]}}, "invalid data_offsets"),
+        ({"a": {"dtype": "F32", "shape": [True, 1], "data_offsets": [0, 4]}}, "invalid shape"),
+        ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 2**70]}}, "invalid data_offsets"),
+        ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [6, 10]}}, "a gap of 2 bytes"),
+        ({"a": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, "starts with 2 bytes no tensor owns"),
     ],
 )
 def test_corrupt_headers_are_refused(entries, match):
@@ -80,6 +84,11 @@ def test_corrupt_headers_are_refused(entries, match):
 def test_bad_json_and_absurd_header_length():
     with pytest.raises(CorruptFileError, match="not valid JSON"):
         parse_header(b"{nope", 100, "f")
+    huge = b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, ' + b"9" * 5000 + b"]}}"
+    with pytest.raises(CorruptFileError, match="not valid JSON"):  # Python refuses the 5000-digit integer
+        parse_header(huge, 10**6, "f")
+    with pytest.raises(CorruptFileError, match="nested too deeply"):
+        parse_header(b"[" * 100_000 + b"]" * 100_000, 10**6, "f")
     with pytest.raises(CorruptFileError, match="header length"):
         header_length(struct.pack("<Q", 10**12), 1000, "f")
     with pytest.raises(CorruptFileError, match="too short"):
@@ -144,3 +153,40 @@ def test_tensor_missing_from_its_shard_is_refused():
     headers = {"s1": _shard_header({"other": ("F32", [1])})}
     with pytest.raises(CorruptFileError, match="does not contain it"):
         plan_layer(sel, headers, layer_index=0, dtype="keep", config=cfg, provenance={}, pifi_version="t")
+
+
+def test_model_type_that_is_not_a_string_is_refused():
+    with pytest.raises(UnsupportedModelError, match="not an architecture name"):
+        arch_for_config({"model_type": ["llama"]})
+
+
+@pytest.mark.parametrize("field, value", [("config", "[1, 2]"), ("provenance", "null"), ("config", '{"model_type": 3}')])
+def test_malformed_pifi_metadata_is_one_artifact_error(tmp_path, field, value):
+    import torch
+    from safetensors.torch import save_file
+
+    from pifi_extract.artifact import METADATA_KEYS, read_artifact
+    from pifi_extract.errors import ArtifactError
+
+    meta = {METADATA_KEYS["format"]: "1", METADATA_KEYS["config"]: '{"model_type": "llama"}',
+            METADATA_KEYS["provenance"]: "{}", METADATA_KEYS["data_sha256"]: "0" * 64}
+    meta[METADATA_KEYS[field]] = value
+    path = tmp_path / "a.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path), metadata=meta)
+    with pytest.raises(ArtifactError, match="damaged pifi metadata"):
+        read_artifact(path)
+
+
+def test_config_hidden_size_must_match_the_layer_tensors(tmp_path):
+    import json
+
+    from pifi_extract import extract_layer
+    from tiny_models import make_tiny_model
+
+    model = make_tiny_model("llama", tmp_path / "m", num_layers=2)
+    config = json.loads((model / "config.json").read_text())
+    config["hidden_size"] = 65
+    (model / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CorruptFileError, match="hidden_size=65 but the layer's tensors disagree"):
+        extract_layer(str(model), 0, tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()

@@ -117,6 +117,9 @@ def test_predict_and_report_errors(assets, tmp_path, capsys):
     _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x"], "config.json does not exist")
     _fails(capsys, ["report", str(tmp_path / "nothing")], "no such run directory")
     _fails(capsys, ["report", str(tmp_path)], "no pifi runs")
+    _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x", "-o", str(tmp_path)], "is a folder")
+    _fails(capsys, ["predict", "--run-dir", str(tmp_path), "--text", "x", "-o", str(tmp_path / "no" / "p.jsonl")],
+           "does not exist")
 
 
 def test_stacked_layers_of_different_hidden_sizes_are_refused(assets, tmp_path, capsys):
@@ -131,3 +134,52 @@ def test_stacked_layers_of_different_hidden_sizes_are_refused(assets, tmp_path, 
     assert ": 64" in err and ": 32" in err and not out.exists()
     with pytest.raises(ConfigError, match=r"different hidden sizes \(64, 32\)"):
         FrozenStack([load_layer(assets["artifact"]), load_layer(narrow)])
+
+
+def test_pickle_only_slm_is_refused_unloaded(assets, tmp_path, capsys, monkeypatch):
+    pickled = tmp_path / "pickled-slm"
+    shutil.copytree(assets["bert"], pickled)
+    state = {k: v for k, v in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        str(pickled / "model.safetensors")).items()}
+    (pickled / "model.safetensors").unlink()
+    torch.save(state, pickled / "pytorch_model.bin")
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a) or {})
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, slm=pickled), "holds only pickle weights (pytorch_model.bin)")
+    assert loads == [] and not out.exists()
+
+
+@pytest.mark.parametrize("option, value, match", [("lr", "nan", "--lr and --grad-clip must be finite"),
+                                                  ("grad-clip", "nan", "--lr and --grad-clip must be finite"),
+                                                  ("num-workers", "-1", "--num-workers must be 0 or more")])
+def test_nan_and_negative_options_are_one_line(assets, tmp_path, capsys, option, value, match):
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out, **{option: value}), match)
+    assert not out.exists()
+
+
+def test_unreadable_and_one_class_data_are_one_line(assets, tmp_path, capsys):
+    out = tmp_path / "out"
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("text,label\ncaf\xe9 au lait,1\nthe,0\n".encode("latin-1"))
+    _fails(capsys, _args(assets, out, **{"train-file": latin}), "is not UTF-8 text")
+    huge = tmp_path / "huge.csv"
+    huge.write_text("text,label\n" + '"' + "a" * (10 << 20) + '",1\nb,0\n')
+    _fails(capsys, _args(assets, out, **{"train-file": huge}), "cannot read it as CSV")
+    one = write_jsonl(tmp_path / "one.jsonl", [{"text": f"t{i}", "label": 1} for i in range(20)])
+    _fails(capsys, _args(assets, out, **{"train-file": one, "validation-file": one}), "holds one class only")
+    assert not out.exists()
+
+
+def test_a_failed_train_leaves_no_empty_run_folder(assets, tmp_path, capsys, monkeypatch):
+    import pifi_train.runner as runner
+    from pifi_extract.errors import ConfigError
+
+    def boom(*args, **kwargs):
+        raise ConfigError("the model could not be built")
+
+    monkeypatch.setattr(runner, "PifiModel", boom)
+    out = tmp_path / "out"
+    _fails(capsys, _args(assets, out), "the model could not be built")
+    assert not out.exists()

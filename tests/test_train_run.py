@@ -148,6 +148,11 @@ def test_seeds_sweep_and_report(assets, tmp_path, capsys):
     cli.main(["report", str(tmp_path / "base"), str(tmp_path / "pifi"), "--no-plot"])
     out = capsys.readouterr().out
     assert "base" in out and "pifi" in out and "±" in out
+    (tmp_path / "plots").mkdir()
+    for target, written in (("plots", "plots/pifi-report.png"), ("curves2", "curves2.png")):
+        cli.main(["report", str(tmp_path / "pifi"), "--plot", str(tmp_path / target)])
+        assert f"validation curves: {tmp_path / written}" in capsys.readouterr().out  # the file it wrote
+        assert (tmp_path / written).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_report_without_matplotlib_notes_the_missing_plot(runs, tmp_path, monkeypatch):
@@ -198,3 +203,17 @@ def test_two_stacked_layers_train_predict_and_record_both_artifacts(assets, seco
         assert "\n" not in err and ("2 layer artifact(s)" in err or "is not the layer" in err), err
     report = build_report([run_dir], plot_path=None, plot_required=False)
     assert report.rows[0].group[-1].count("#") == 2
+
+
+def test_predict_with_a_moved_artifact_names_layer_artifact(runs, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(runs["pifi"].run_dir, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    config["layer"]["path"] = config["layer"]["reference"] = str(tmp_path / "moved-away.safetensors")
+    (run_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["predict", "--run-dir", str(run_dir), "--text", "w1 good w2"])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and "\n" not in err and "is gone" in err and "--layer-artifact" in err
