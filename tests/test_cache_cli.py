@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-import cli
 from cache_helpers import artifact_files, files_under
 from layer_cache import LayerCache, get_or_extract
 from pifi_extract import read_artifact
 from pifi_extract.writer import TMP_MARKER
 from tiny_models import make_tiny_model
+from cli_runner import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +25,7 @@ def llama_dir(tmp_path_factory) -> Path:
     return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
 
 
-def pifi(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+pifi = run_cli
 
 
 def one_line_error(code: int, err: str, *needles: str) -> None:

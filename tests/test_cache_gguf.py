@@ -9,12 +9,12 @@ import gguf
 import pytest
 from huggingface_hub import constants
 
-import cli
 from layer_cache import LayerCache, get_or_extract, key_of, pull, push, resolve_reference
 from layer_cache.layout import key_source_of_provenance, repo_id_of_dir
 from pifi_extract import read_artifact, verify_artifact
 from tiny_gguf import write_tiny_gguf
 from tiny_models import build_tiny_model
+from cli_runner import run_cli
 
 REPO = "org/tiny-gguf"
 FILE = "tiny.Q8_0.gguf"
@@ -100,15 +100,7 @@ def test_push_then_pull_keeps_the_gguf_key(tmp_path, hub):
     assert resolve_reference(f"{SOURCE}:-1:bf16", cache_dir=member).path == got.path
 
 
-def _pifi(capsys, *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+_pifi = run_cli
 
 
 def test_cli_extract_hub_gguf_through_the_cache(tmp_path, hub, capsys, monkeypatch):

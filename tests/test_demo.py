@@ -9,6 +9,7 @@ import pytest
 from pifi_extract.errors import SourceNotFoundError
 from pifi_train.demo import DemoOptions, load_reviews, run_demo, write_splits
 from pifi_train.demo_assets import ASSETS, ASSETS_ENV, find_asset, find_assets
+from cli_runner import run_cli
 
 
 def _installed() -> bool:
@@ -22,17 +23,7 @@ def _installed() -> bool:
 needs_assets = pytest.mark.skipif(not _installed(), reason="demo assets not installed (scripts/install_demo_assets.sh)")
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    import cli
-
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+_cli = run_cli
 
 
 def test_missing_assets_say_how_to_install(tmp_path, monkeypatch, capsys):

@@ -22,6 +22,7 @@ from pifi_extract.gguf_header import NeedMoreBytes, parse_gguf_header, slim_head
 from pifi_train import load_layer
 from tiny_gguf import write_tiny_gguf
 from tiny_models import build_tiny_model
+from cli_runner import run_cli
 
 Q = gguf.GGMLQuantizationType
 # F32 everywhere but: two Q8_0 weights (one permuted by llama.cpp), a Q4_1 one (permuted) and an F16 one.
@@ -215,15 +216,8 @@ def test_unsupported_gguf_architecture(tmp_path):
 
 def _pifi(capsys, *args: str) -> tuple[int, str]:
     """Run the CLI in-process: (exit code, stderr)."""
-    import cli
-
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(capsys, *args)
+    return code, err
 
 
 def test_cli_extract_gguf(tmp_path, files, capsys):

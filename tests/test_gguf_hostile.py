@@ -17,6 +17,7 @@ from tiny_models import build_tiny_model
 from pifi_extract import extract_layer
 from pifi_extract.errors import ConfigError, CorruptFileError, UnsupportedModelError
 from pifi_extract.gguf_header import MAX_HEADER_BYTES, parse_gguf_header
+from cli_runner import run_cli
 
 V = gguf.GGUFValueType
 
@@ -37,15 +38,8 @@ def _nested_arrays(depth: int) -> bytes:
 
 def _pifi(capsys, *args: str) -> tuple[int, str]:
     """Run the CLI in-process: (exit code, stderr)."""
-    import cli
-
-    capsys.readouterr()
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(capsys, *args)
+    return code, err
 
 
 def _refused_in_one_line(capsys, path, tmp_path, pattern: str) -> None:
