@@ -1,0 +1,130 @@
+"""`pifi predict`: use a trained run (classify, answer questions, generate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import DeviceOpt, TokenOpt, say
+
+
+def predict(
+    run_dir: Annotated[str, typer.Option("--run-dir", help="A finished run directory (one seed), or hf://ORG/REPO[@REV] pushed with `pifi push`.")],
+    text: Annotated[Optional[list[str]], typer.Option("--text", help="Text to classify (repeat for several).")] = None,
+    text_pair: Annotated[Optional[list[str]], typer.Option("--text-pair", help="Second text of each pair (runs trained on pairs).")] = None,
+    question: Annotated[Optional[list[str]], typer.Option("--question", help="QA runs: a question (repeat; one --context each).")] = None,
+    context: Annotated[Optional[list[str]], typer.Option("--context", help="QA runs: the passage holding the answer of each --question.")] = None,
+    file: Annotated[Optional[str], typer.Option("--file", help="Texts to classify: .txt (one per line) or .csv/.tsv/.jsonl with the run's columns; accuracy is printed when labels are present.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write predictions as JSONL here instead of printing them.")] = None,
+    layer_artifact: Annotated[Optional[list[str]], typer.Option("--layer-artifact", help="The run's artifact if it moved (its sha256 must match); repeat for a run with several layers, in order.")] = None,
+    device: DeviceOpt = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per forward pass.")] = 64,
+    token: TokenOpt = None,
+) -> None:
+    """Use a trained run: classify texts, answer --question/--context (QA runs) or generate (seq2seq runs)."""
+    import json
+
+    from pifi_train.families import run_family
+    from pifi_train.predict import accuracy, load_run, predict as run_predict, read_inputs
+
+    if run_family(run_dir) == "qa":
+        _predict_qa(run_dir, list(question or []), list(context or []), output, layer_artifact, device, batch_size)
+        return
+    if question or context:
+        raise typer.BadParameter("--question/--context need a QA run (pifi train --task squad ...)", param_hint="--question")
+
+    if (file is None) == (not text):
+        raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
+    if run_family(run_dir) == "seq2seq":
+        return _predict_seq2seq(run_dir, text, file, output, layer_artifact, device, batch_size)
+    if output is not None:
+        _check_predict_output(Path(output))
+    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
+    labels = None
+    if file is not None:
+        texts, pairs, labels = read_inputs(file, loaded)
+    else:
+        texts, pairs = list(text or []), (list(text_pair) if text_pair else None)
+    predictions = run_predict(loaded, texts, pairs, batch_size=batch_size)
+    lines = [json.dumps({"text": t, "label": p.label, "probabilities": p.probabilities}) for t, p in zip(texts, predictions)]
+    if output is not None:
+        Path(output).write_text("".join(line + "\n" for line in lines))
+        say(f"wrote {len(lines)} predictions to {output}")
+    else:
+        for t, p in zip(texts, predictions):
+            probs = "  ".join(f"{name} {value:.4f}" for name, value in p.probabilities.items())
+            typer.echo(f"{p.label}\t{probs}\t{t}")
+    if labels is not None:
+        say(f"accuracy {100 * accuracy(predictions, labels, loaded.label_names):.2f}% on {len(labels)} labelled examples")
+
+
+def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output: Optional[str],
+                layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
+    import json
+
+    from pifi_train.qa.predict import answer, load_qa_run
+
+    if not questions or len(questions) != len(contexts):
+        raise typer.BadParameter("a QA run answers --question Q --context C (one --context per --question)",
+                                 param_hint="--question/--context")
+    loaded = load_qa_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    answers = answer(loaded, questions, contexts, batch_size=batch_size)
+    lines = [json.dumps({"question": q, "answer": a.text, "score": a.score}) for q, a in zip(questions, answers)]
+    if output is not None:
+        Path(output).write_text("".join(line + "\n" for line in lines))
+        say(f"wrote {len(lines)} answers to {output}")
+    else:
+        for q, a in zip(questions, answers):
+            typer.echo(f"{a.text}\t{a.score:.4f}\t{q}")
+
+
+def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str], output: Optional[str],
+                     layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
+    """Generate with a seq2seq run: --text, or --file (.txt lines, or the run's source column; BLEU when targets)."""
+    import json
+
+    from pifi_train.data import read_table
+    from pifi_train.seq2seq.metrics import generation_metrics
+    from pifi_train.seq2seq.predict import generate, load_seq2seq_run
+
+    loaded = load_seq2seq_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
+    references = None
+    if file is None:
+        texts = list(text or [])
+    elif Path(file).suffix.lower() == ".txt":
+        texts = [line for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        rows = read_table(Path(file))
+        source, target = loaded.options.source_column, loaded.options.target_column
+        if source not in rows[0]:
+            raise typer.BadParameter(f"{file} has no column {source!r}", param_hint="--file")
+        texts = [str(r[source]) for r in rows]
+        references = [str(r[target]) for r in rows] if target in rows[0] else None
+    hypotheses = generate(loaded, texts, batch_size=batch_size)
+    lines = [json.dumps({"source": t, "hypothesis": h}, ensure_ascii=False) for t, h in zip(texts, hypotheses)]
+    if output is not None:
+        Path(output).write_text("".join(line + "\n" for line in lines))
+        say(f"wrote {len(lines)} generations to {output}")
+    else:
+        for t, h in zip(texts, hypotheses):
+            typer.echo(f"{h}\t{t}")
+    if references is not None:
+        scores = generation_metrics(hypotheses, references)
+        say(f"BLEU {scores['bleu']:.2f}  BLEU-avg {scores['bleu_avg']:.4f}  ROUGE-L {scores['rougeL']:.2f} "
+            f"on {len(references)} references")
+
+
+def _check_predict_output(path: Path) -> None:
+    """Refuse ``predict -o`` onto a folder or into a missing folder, before any prediction runs."""
+    from pifi_extract.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"-o {path} is a folder", "pass a file name, e.g. -o predictions.jsonl")
+    if not path.parent.is_dir():
+        raise ConfigError(f"-o {path}: the folder {path.parent} does not exist", "create it first, or choose another -o")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(predict)
