@@ -12,9 +12,18 @@ def hub_server(tmp_path_factory, monkeypatch):
     HF_ENDPOINT and the hub constants point at it; HF_HOME/HF_HUB_CACHE/token files live in a tmp dir,
     HF_TOKEN is cleared, telemetry and Xet are off. Use `server.add_repo(...)`, `server.write_token`.
     """
+    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")  # injected faults are retried at once (no sleeping in tests)
     with HubServer() as server:
         point_hf_hub_at(server, monkeypatch, tmp_path_factory.mktemp("hf_home"))
         yield server
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A sharded tiny random llama (4 layers, tests/tiny_models.py) on disk, one per test module."""
+    from tiny_models import make_tiny_model
+
+    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
 
 
 @pytest.fixture(autouse=True)

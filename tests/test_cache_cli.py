@@ -8,21 +8,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-from pathlib import Path
 
-import pytest
 
 from cache_helpers import artifact_files, files_under
 from layer_cache import LayerCache, get_or_extract
 from pifi_extract import read_artifact
 from pifi_extract.writer import TMP_MARKER
-from tiny_models import make_tiny_model
 from cli_runner import run_cli
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> Path:
-    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
 
 
 pifi = run_cli

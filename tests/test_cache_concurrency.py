@@ -8,20 +8,13 @@ import queue as queue_mod
 import stat
 from pathlib import Path
 
-import pytest
 
 from cache_helpers import artifact_files, extract_and_hang, extract_worker, files_under, wait_for
 from layer_cache import CacheKey, LayerCache, get_or_extract
 from pifi_extract import read_artifact, verify_artifact
 from pifi_extract.writer import TMP_MARKER
-from tiny_models import make_tiny_model
 
 REPO = "org/tiny-llama"
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> Path:
-    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
 
 
 def _next(q: mp.Queue, timeout: float = 90.0):
@@ -32,7 +25,6 @@ def _next(q: mp.Queue, timeout: float = 90.0):
 
 
 def test_two_processes_same_key_one_extraction(tmp_path, hub_server, llama_dir, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     sha = hub_server.add_repo(REPO, llama_dir)
     cache_dir = tmp_path / "cache"
     key = CacheKey(REPO, "hub", sha, 3, "keep")

@@ -35,7 +35,6 @@ def gguf_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def hub(hub_server, gguf_dir, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     hub_server.add_repo(REPO, gguf_dir)
     return hub_server
 

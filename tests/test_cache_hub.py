@@ -12,21 +12,14 @@ import torch
 from layer_cache import LayerCache, get_or_extract, pull, push, resolve_reference
 from pifi_extract import verify_artifact
 from pifi_extract.errors import AccessDeniedError, ArtifactError, OfflineError
-from tiny_models import make_tiny_model
 
 REPO = "org/tiny-llama"
 SHARED = "lab/layers"
 GATED_TOKEN = "hf_gated_reader"
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> Path:
-    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
-
-
 @pytest.fixture
 def hub(hub_server, llama_dir, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     hub_server.add_repo(REPO, llama_dir)
     return hub_server
 

@@ -19,7 +19,6 @@ POLICY = b"# Llama 3.1 Acceptable Use Policy\n"
 
 @pytest.fixture
 def gated_layer(hub_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     folder = make_tiny_model("llama", tmp_path / "llama", num_layers=2)
     files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     files.update({"LICENSE": LICENSE, "USE_POLICY.md": POLICY, "README.md": b"---\nlicense: llama3.1\n---\n# t\n"})
@@ -57,7 +56,6 @@ def test_push_mirrors_gating_copies_license_files_and_states_the_license(hub_ser
 
 
 def test_an_ungated_permissive_source_is_pushed_public_as_before(hub_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     folder = make_tiny_model("llama", tmp_path / "llama", num_layers=2)
     files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     hub_server.add_repo("org/open", {**files, "README.md": b"---\nlicense: apache-2.0\n---\n"})

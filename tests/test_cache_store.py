@@ -28,11 +28,6 @@ from pifi_extract.errors import ArtifactError, CacheError, ConfigError, LayerInd
 from tiny_models import make_tiny_model
 
 
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> Path:
-    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
-
-
 def _flip_last_byte(path: Path) -> None:
     with open(path, "r+b") as fh:
         fh.seek(-1, os.SEEK_END)

@@ -32,14 +32,9 @@ from pifi_extract.errors import (
     StorageError,
     UnsupportedModelError,
 )
-from tiny_models import make_tiny_model, shards_of_layer, weight_map
+from tiny_models import shards_of_layer, weight_map
 
 REPO = "org/tiny-llama"
-
-
-@pytest.fixture(scope="module")
-def llama_dir(tmp_path_factory) -> Path:
-    return make_tiny_model("llama", tmp_path_factory.mktemp("models") / "llama", num_layers=4)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,6 @@ def llama_state(llama_dir) -> dict[str, torch.Tensor]:
 
 @pytest.fixture
 def hub(hub_server, llama_dir, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     hub_server.add_repo(REPO, llama_dir)
     return hub_server
 

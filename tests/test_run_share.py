@@ -22,7 +22,6 @@ TEXTS = ["w1 good w2", "w3 bad w4"]
 
 @pytest.fixture
 def pushed(hub_server, assets, tmp_path, monkeypatch):
-    monkeypatch.setenv("PIFI_HTTP_BACKOFF", "0")
     llm = make_tiny_model("llama", tmp_path / "llm", num_layers=2, hidden=64)
     files = {p.name: p.read_bytes() for p in llm.iterdir() if p.is_file()}
     hub_server.add_repo(LLM, {**files, "README.md": b"---\nlicense: apache-2.0\n---\n"})
