@@ -57,7 +57,9 @@ def test_push_then_predict_from_the_hub_cache_source_and_offline(hub_server, pus
     # the pifi cache holds the layer: nothing is read from the source model
     hub_server.reset_counters()
     got = load_classifier("hf://lab/sst-pifi", device="cpu", layer_artifact=None)(TEXTS)
-    assert [p.probabilities for p in got] == pytest.approx([p.probabilities for p in expected])
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):  # (pytest >= 9.1 refuses nested data in approx)
+        assert g.label == e.label and g.probabilities == pytest.approx(e.probabilities)
     assert not any(LLM in r.path for r in hub_server.log)
 
     # an empty pifi cache: the layer is extracted from the source model by range reads (its shards' bytes only)
