@@ -183,7 +183,8 @@ class HubSource:
 
         A dropped body resumes from the first byte not yet delivered. As huggingface_hub's ``http_get``, an
         attempt that moved bytes resets the count: only ``max_retries + 1`` failures in a row *without progress*
-        give up, so a flaky link that keeps cutting bodies still finishes.
+        give up, so a flaky link that keeps cutting bodies still finishes; such a resume does not wait (only
+        attempts that moved nothing back off).
         """
         pos, failures = start, 0
         while pos < end:
@@ -198,7 +199,7 @@ class HubSource:
                         f"reading {self.name}/{path} failed {failures} times in a row without progress ({err})",
                         "the network keeps dropping; try again later (completed work is not kept)",
                     ) from None
-                if self.backoff:
+                if self.backoff and not moved:  # a body cut after progress resumes at once: the server answers
                     time.sleep(retry_delay(self.backoff, failures))
 
     def _read_once(

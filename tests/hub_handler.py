@@ -80,6 +80,7 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         self._token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         self._status, self._body_bytes = 0, 0
+        hub.request_started()
         try:
             body = self._read_body() if method in ("POST", "PUT") else b""
             failure = hub.faults.take_failure(path)
@@ -104,10 +105,9 @@ class Handler(BaseHTTPRequestHandler):
             message = f"{type(e).__name__}: {e}".encode("ascii", "replace").decode().replace("\n", " ")[:300]
             self._send_error(HubHttpError(500, None, message))
         finally:
-            with hub.lock:
-                hub.log.append(
-                    RequestRecord(method, path, self.headers.get("Range"), self._status, self._token, self._body_bytes)
-                )
+            hub.request_done(
+                RequestRecord(method, path, self.headers.get("Range"), self._status, self._token, self._body_bytes)
+            )
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -68,9 +68,13 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.bytes_sent = 0
         self.bytes_by_path: dict[str, int] = {}  # "repo_id/filename" -> file body bytes sent
-        self.log: list[RequestRecord] = []
+        self._log: list[RequestRecord] = []
         self.settings_calls: list[tuple[str, dict[str, Any]]] = []  # (repo_id, body) of each update_repo_settings
         self.lock = threading.RLock()
+        # requests being answered: the log is read once they are done (a client can hold every byte of a
+        # response before its handler has logged it)
+        self.in_flight = 0
+        self.idle = threading.Condition(self.lock)
         self._tmp: Path | None = None
         self._httpd: Httpd | None = None
         self._thread: threading.Thread | None = None
@@ -181,11 +185,28 @@ class HubServer:
         with self.lock:
             self.bytes_sent = 0
             self.bytes_by_path.clear()
-            self.log.clear()
+            self._log.clear()
         self.faults.restart_count()
 
     def bytes_for(self, repo_id: str, filename: str) -> int:
         return self.bytes_by_path.get(f"{repo_id}/{filename}", 0)
+
+    def request_started(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+
+    def request_done(self, record: RequestRecord) -> None:
+        with self.lock:
+            self._log.append(record)
+            self.in_flight -= 1
+            self.idle.notify_all()
+
+    @property
+    def log(self) -> list[RequestRecord]:
+        """Every request answered since the last reset, once the handlers still answering have logged theirs."""
+        with self.lock:
+            self.idle.wait_for(lambda: self.in_flight == 0, timeout=10)
+            return list(self._log)
 
     def requests(self, method: str | None = None, path_contains: str | None = None) -> list[RequestRecord]:
         with self.lock:
