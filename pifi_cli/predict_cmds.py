@@ -24,11 +24,11 @@ def predict(
     token: TokenOpt = None,
 ) -> None:
     """Use a trained run: classify texts, answer --question/--context (QA runs) or generate (seq2seq runs)."""
-    import json
-
     from pifi_train.families import run_family
     from pifi_train.predict import accuracy, load_run, predict as run_predict, read_inputs
 
+    if output is not None:
+        _check_predict_output(Path(output))  # every family: before any model loads
     if run_family(run_dir) == "qa":
         _predict_qa(run_dir, list(question or []), list(context or []), output, layer_artifact, device, batch_size)
         return
@@ -39,8 +39,6 @@ def predict(
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
     if run_family(run_dir) == "seq2seq":
         return _predict_seq2seq(run_dir, text, file, output, layer_artifact, device, batch_size)
-    if output is not None:
-        _check_predict_output(Path(output))
     loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
     labels = None
     if file is not None:
@@ -48,10 +46,9 @@ def predict(
     else:
         texts, pairs = list(text or []), (list(text_pair) if text_pair else None)
     predictions = run_predict(loaded, texts, pairs, batch_size=batch_size)
-    lines = [json.dumps({"text": t, "label": p.label, "probabilities": p.probabilities}) for t, p in zip(texts, predictions)]
+    records = [{"text": t, "label": p.label, "probabilities": p.probabilities} for t, p in zip(texts, predictions)]
     if output is not None:
-        Path(output).write_text("".join(line + "\n" for line in lines))
-        say(f"wrote {len(lines)} predictions to {output}")
+        _write_jsonl(Path(output), records, "predictions")
     else:
         for t, p in zip(texts, predictions):
             probs = "  ".join(f"{name} {value:.4f}" for name, value in p.probabilities.items())
@@ -62,8 +59,6 @@ def predict(
 
 def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output: Optional[str],
                 layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
-    import json
-
     from pifi_train.qa.predict import answer, load_qa_run
 
     if not questions or len(questions) != len(contexts):
@@ -71,10 +66,9 @@ def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output:
                                  param_hint="--question/--context")
     loaded = load_qa_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
     answers = answer(loaded, questions, contexts, batch_size=batch_size)
-    lines = [json.dumps({"question": q, "answer": a.text, "score": a.score}) for q, a in zip(questions, answers)]
     if output is not None:
-        Path(output).write_text("".join(line + "\n" for line in lines))
-        say(f"wrote {len(lines)} answers to {output}")
+        _write_jsonl(Path(output), [{"question": q, "answer": a.text, "score": a.score}
+                                    for q, a in zip(questions, answers)], "answers")
     else:
         for q, a in zip(questions, answers):
             typer.echo(f"{a.text}\t{a.score:.4f}\t{q}")
@@ -83,8 +77,6 @@ def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output:
 def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str], output: Optional[str],
                      layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
     """Generate with a seq2seq run: --text, or --file (.txt lines, or the run's source column; BLEU when targets)."""
-    import json
-
     from pifi_train.data import read_table
     from pifi_train.seq2seq.metrics import generation_metrics
     from pifi_train.seq2seq.predict import generate, load_seq2seq_run
@@ -103,10 +95,9 @@ def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str
         texts = [str(r[source]) for r in rows]
         references = [str(r[target]) for r in rows] if target in rows[0] else None
     hypotheses = generate(loaded, texts, batch_size=batch_size)
-    lines = [json.dumps({"source": t, "hypothesis": h}, ensure_ascii=False) for t, h in zip(texts, hypotheses)]
     if output is not None:
-        Path(output).write_text("".join(line + "\n" for line in lines))
-        say(f"wrote {len(lines)} generations to {output}")
+        _write_jsonl(Path(output), [{"source": t, "hypothesis": h} for t, h in zip(texts, hypotheses)], "generations",
+                     ensure_ascii=False)
     else:
         for t, h in zip(texts, hypotheses):
             typer.echo(f"{h}\t{t}")
@@ -114,6 +105,14 @@ def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str
         scores = generation_metrics(hypotheses, references)
         say(f"BLEU {scores['bleu']:.2f}  BLEU-avg {scores['bleu_avg']:.4f}  ROUGE-L {scores['rougeL']:.2f} "
             f"on {len(references)} references")
+
+
+def _write_jsonl(path: Path, records: list[dict], noun: str, ensure_ascii: bool = True) -> None:
+    """``predict -o``: one JSON object per line, then one line saying how many were written."""
+    import json
+
+    path.write_text("".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records), encoding="utf-8")
+    say(f"wrote {len(records)} {noun} to {path}")
 
 
 def _check_predict_output(path: Path) -> None:
