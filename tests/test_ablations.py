@@ -18,6 +18,7 @@ from pifi_train.runner import load_task, run_training
 from pifi_train.stats import paired_bootstrap, welch_difference
 from train_fixtures import FAST_OPTIONS, assets, offline_single_thread, train_env, write_jsonl  # noqa: F401
 from train_fixtures import synthetic_rows
+from cli_runner import fails_in_one_line
 
 pytestmark = pytest.mark.usefixtures("train_env")
 
@@ -137,14 +138,7 @@ def test_extra_test_with_other_labels_is_refused_naming_both_sets(assets, tmp_pa
     assert not (tmp_path / "x").exists()
 
 
-def _fails(capsys, args, match):
-    with pytest.raises(SystemExit) as info:
-        cli.main(args)
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "\n" not in err, err
-    assert match in err, err
-    return err
+_fails = fails_in_one_line
 
 
 # ---- the authors' data handling -------------------------------------------------------------------

@@ -8,6 +8,7 @@ from safetensors.torch import save_file
 
 import cli
 from train_fixtures import FAST_OPTIONS, assets, make_tiny_artifact, train_env, write_jsonl  # noqa: F401 - fixtures
+from cli_runner import fails_in_one_line
 
 pytestmark = pytest.mark.usefixtures("train_env")
 
@@ -23,14 +24,7 @@ def _args(assets, out, **overrides):
     return args
 
 
-def _fails(capsys, args, match):
-    with pytest.raises(SystemExit) as info:
-        cli.main(args)
-    assert info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "\n" not in err, err
-    assert match in err, err
-    return err
+_fails = fails_in_one_line
 
 
 def _corrupted_copy(artifact, folder):
