@@ -55,7 +55,7 @@ def test_pifi_model_trains_in_transformers_trainer(assets, tmp_path, capsys):
     names = [n for p in out.rglob("*.safetensors") for n in _tensor_names(p)]
     assert names and not any(n.startswith("layer.") for n in names) and any("l_in" in n for n in names)
     record = json.loads((out / "config.json").read_text())
-    assert record["layer"]["sha256"] and record["labels"] == ["neg", "pos"]
+    assert record["layer"]["sha256"] and record["model"]["labels"] == ["neg", "pos"]
 
     reloaded = PifiModel.from_pretrained(str(out))
     batch = model.tokenizer(["w1 good w2", "w3 bad"], return_tensors="pt", padding=True)

@@ -5,14 +5,15 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from pifi_extract.artifact import load_artifact_tensors
-from pifi_train.data import Examples, TaskData
+from pifi_train.families.classification.data import Examples, TaskData
 from pifi_train.config import Precision, TrainConfig
 from pifi_train.distributed import DistContext
 from pifi_train.frozen_layer import load_layer
 from pifi_train.frozen_stack import FrozenStack
-from pifi_train.model import ModelOptions, PifiModel, pool
+from pifi_train.families.classification.model import SequenceClassifier as PifiModel, pool
+from pifi_train.options import ModelOptions
 from pifi_train.slm import load_slm, load_tokenizer
-from pifi_train.trainer import Trainer
+from pifi_train.families.classification.trainer import ClassificationTrainer as Trainer
 from train_fixtures import assets, second_artifact, synthetic_rows, train_env  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("train_env")

@@ -11,7 +11,7 @@ from huggingface_hub import constants
 import cli
 from layer_cache import get_or_extract
 from pifi_train.config import TrainConfig
-from pifi_train.predict import load_classifier
+from pifi_train import load_classifier
 from pifi_train.runner import run_training
 from tiny_models import make_tiny_model
 from train_fixtures import FAST_OPTIONS, assets, offline_single_thread  # noqa: F401 - fixture

@@ -7,11 +7,13 @@ import torch
 
 from pifi_extract.artifact import load_artifact_tensors
 from pifi_train.config import TrainConfig, resolve_precision
-from pifi_train.data import Examples, TaskData
+from pifi_train.families.classification.data import Examples, TaskData
 from pifi_train.distributed import DistContext
 from pifi_train.frozen_layer import load_layer
-from pifi_train.model import ModelOptions, PifiModel
-from pifi_train.predict import accuracy, load_run, predict, read_inputs
+from pifi_train.families.classification.model import SequenceClassifier as PifiModel
+from pifi_train.options import ModelOptions
+from pifi_train.families.classification.predict import accuracy, predict, read_inputs
+from pifi_train.run_record import load_run
 from pifi_train.runner import run_training
 from pifi_train.slm import load_slm, load_tokenizer
 from pifi_train.trainer import Trainer
