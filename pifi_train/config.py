@@ -2,7 +2,8 @@
 
 :class:`TrainConfig` is what ``pifi train`` fills from its options and what a run's ``config.json``
 records under ``options`` (flat); a resumed run is rebuilt from it. Values that depend on the task
-family (``max_length``, ``plug``, ``select_by``) stay ``None``/``auto`` here and are resolved by the family.
+family (``max_length``, ``plug``, ``select_by``) stay ``None``/``auto`` here and are resolved by the family
+(:mod:`pifi_train.families`, which this module never imports).
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pifi_extract.errors import ConfigError
 
-from .options import (AblationOptions, DataOptions, ModelOptions, OptimOptions, PlugOptions, QaOptions,
+from .options import (AblationOptions, DataOptions, OptimOptions, PlugOptions, QaOptions,
                       RunOptions, Seq2SeqOptions, TrackingOptions, default_of, option_fields)
 
 if TYPE_CHECKING:  # torch is imported where a tensor is made: the CLI reads these defaults without it
     import torch
 
-    from .families.spec import Family
 
 DEFAULT_SLM = "google-bert/bert-base-uncased"
 
@@ -36,23 +36,9 @@ class TrainConfig(Seq2SeqOptions, QaOptions, TrackingOptions, AblationOptions, R
         if isinstance(self.report_to, str):  # transformers' TrainingArguments accepts a string too
             self.report_to = [self.report_to]
 
-    def family(self) -> Family:
-        """The run's task family (classification, qa, seq2seq: :mod:`pifi_train.families`)."""
-        from .families import family_of
-
-        return family_of(self.task, self.task_type)
-
-    def model_options(self) -> ModelOptions:
-        """How the family's model is wired (the family resolves ``plug``)."""
-        return ModelOptions(self.method, self.family().plug(self), self.attention, self.post_norm, self.pooling,
-                            self.dropout, self.train_layer)
-
     def validate(self) -> None:
-        """Cheap checks of option values and combinations (files and models are checked when loaded); each
-        option the run's family does not take is refused in one line (:meth:`Family.check_options`)."""
-        family = self.family()
-        family.check_options(self)
-        self.model_options()
+        """Cheap checks of option values and combinations that hold in every family (files and models are
+        checked when loaded; the family's own checks: :meth:`pifi_train.families.spec.Family.validate`)."""
         if (self.task is None) == (self.train_file is None):
             raise ConfigError("pass either --task or --train-file (not both, not neither)")
         for name in ("max_train_samples", "max_eval_samples", "max_length"):
@@ -76,7 +62,6 @@ class TrainConfig(Seq2SeqOptions, QaOptions, TrackingOptions, AblationOptions, R
         self.validate_ablations()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        family.metrics.selection(self.select_by)
 
     def validate_ablations(self) -> None:
         from .clean import resolve_cleaning

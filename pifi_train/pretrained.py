@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import run_files
 from .build import load_frozen_layers
 from .config import TrainConfig, resolve_precision
+from .families.classification.family import CLASSIFICATION
 from .families.classification.model import SequenceClassifier
 from .layer_ref import describe_artifacts
 from .run_record import layers_for, load_run, make_record
@@ -80,12 +81,12 @@ class PifiModel(SequenceClassifier):
         method = options.pop("method", "pifi" if layer_artifact else "base")
         config = TrainConfig(slm=slm, layer_artifact=layer_artifact if method == "pifi" else None, method=method,
                              **options)
-        config.model_options()  # option values checked before anything loads
+        wiring = CLASSIFICATION.model_options(config)  # option values checked before anything loads
         identities = describe_artifacts(config.layer_artifact) if method == "pifi" else None
         slm_config = load_slm_config(slm)
         body = load_slm(slm, slm_config, pretrained=config.slm_pretrained)
         frozen = load_frozen_layers(identities, torch.device("cpu"), torch.float32) if identities else None
-        model = cls(body, num_labels, config.model_options(), frozen)
+        model = cls(body, num_labels, wiring, frozen)
         names = list(label_names) if label_names is not None else [str(i) for i in range(num_labels)]
         return model._attach(config, identities, names, load_tokenizer(slm), text_pairs)
 
@@ -95,8 +96,7 @@ class PifiModel(SequenceClassifier):
         """The model of a saved folder or a pifi classification run; the layer comes from its recorded
         reference (or ``layer_artifact`` if it moved) and must have the recorded sha256."""
         run = load_run(folder, device=device, layer_artifact=layer_artifact,
-                       make_model=lambda slm, spec, options, layer: cls(slm, len(spec["labels"]),
-                                                                        options.model_options(), layer))
+                       make_model=lambda slm, spec, wiring, layer: cls(slm, len(spec["labels"]), wiring, layer))
         identities = layers_for(run.record, layer_artifact) if run.options.method == "pifi" else None
         return run.model._attach(run.options, identities, run.spec["labels"], run.tokenizer,
                                  bool(run.spec.get("text_pairs")))
@@ -121,7 +121,7 @@ class PifiModel(SequenceClassifier):
         spec = {"labels": self.label_names, "text_pairs": self.text_pairs, "pooling": self.pooling}
         data = _TrainerData()
         device = next(self.parameters()).device
-        record = make_record(config, config.seed, spec, data, self.layer_identities, self.slm.config, self,
+        record = make_record(config, CLASSIFICATION, config.seed, spec, data, self.layer_identities, self.slm.config, self,
                              str(device), 1, resolve_precision("auto", torch.device("cpu")),
                              sorted({Path(p).name for p in saved} | {run_files.CONFIG}))
         run_files.write_json(folder / run_files.CONFIG, record)

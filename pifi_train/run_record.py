@@ -20,6 +20,7 @@ from pifi_extract.errors import ArtifactError, ConfigError, CorruptFileError, Pi
 
 from . import run_files
 from .config import Precision, TrainConfig
+from .options import ModelOptions
 from .families import Family, family_of_record
 from .families.spec import FamilyRuntime
 from .layer_ref import LayerIdentity, artifact_references, describe_artifact, recorded_layers
@@ -39,7 +40,7 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def make_record(config: TrainConfig, seed: int, spec: dict[str, Any], data: Any,
+def make_record(config: TrainConfig, family: Family, seed: int, spec: dict[str, Any], data: Any,
                 layer: Sequence[LayerIdentity] | None, slm_config: Any, model: Any, device: str, world_size: int,
                 precision: Precision, checkpoint_files: Sequence[str]) -> dict[str, Any]:
     """What config.json records for one seed (the one writer of it)."""
@@ -47,7 +48,7 @@ def make_record(config: TrainConfig, seed: int, spec: dict[str, Any], data: Any,
 
     count = lambda split: len(split) if split is not None else 0  # noqa: E731
     return {
-        run_files.RUN_MARKER: RUN_VERSION, "family": config.family().name, "seed": seed, "options": config.to_dict(),
+        run_files.RUN_MARKER: RUN_VERSION, "family": family.name, "seed": seed, "options": config.to_dict(),
         "layer": layer_record(layer) if layer is not None else None,
         "slm": {"name": config.slm, "model_type": slm_config.model_type,
                 "hidden_size": getattr(slm_config, "hidden_size", getattr(slm_config, "d_model", None))},
@@ -180,10 +181,10 @@ class LoadedRun:
 
 def load_run(run_dir: str | Path | OpenedRun, device: str = "auto",
              layer_artifact: str | Sequence[str] | None = None, token: str | bool | None = None,
-             make_model: Callable[[Any, dict[str, Any], TrainConfig, Any], Any] | None = None) -> LoadedRun:
+             make_model: Callable[[Any, dict[str, Any], ModelOptions, Any], Any] | None = None) -> LoadedRun:
     """Rebuild the model of a finished run (best epoch's tensors) with its ablations as it trained (a random
     layer from its seed, a trained layer, LoRA adapters); ``layer_artifact``: the run's artifact(s) if they moved
-    (one per layer, in order). ``make_model(slm, spec, options, layer)`` replaces the family's model class."""
+    (one per layer, in order). ``make_model(slm, spec, model_options, layer)`` replaces the family's model."""
     # torch-side modules imported here: open_run and the record helpers stay torch-free (CLI, report)
     from . import checkpoint as ckpt
     from . import distributed as dist
@@ -200,9 +201,10 @@ def load_run(run_dir: str | Path | OpenedRun, device: str = "auto",
     slm = runtime.load_slm(folder, runtime.load_slm_config(folder), pretrained=False)
     layers = layers_for(record, layer_artifact or opened.layer_artifact) if options.method == "pifi" else None
     make = make_model or runtime.build_model
+    wiring = opened.family.model_options(options)
     try:
         model = build_model(options, slm, layers, ctx.device, precision.layer_dtype, int(record["seed"]),
-                            lambda slm, layer: make(slm, opened.spec, options, layer))
+                            lambda slm, layer: make(slm, opened.spec, wiring, layer))
         ckpt.load_into(model, ckpt.load_tensors(opened.run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS))
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         if isinstance(err, PifiError):

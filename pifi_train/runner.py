@@ -22,6 +22,7 @@ from . import distributed as dist
 from . import run_files
 from .build import build_model
 from .config import Precision, ProgressCallback, TrainConfig, resolve_precision
+from .families import family_for
 from .families.spec import Family, FamilyRuntime
 from .layer_ref import LayerIdentity, describe_artifacts, recorded_layers
 from .run_record import RUN_VERSION, make_record, options_of
@@ -92,10 +93,11 @@ def _train_seed(inputs: Inputs, seed: int, run_dir: Path, resume: bool,
         _check_resumed_layers(run_dir, layer)
     torch.manual_seed(seed)
     slm = inputs.runtime.load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
+    options = inputs.family.model_options(config)
     model = build_model(config, slm, layer, ctx.device, inputs.precision.layer_dtype, seed,
-                        lambda slm, frozen: inputs.runtime.build_model(slm, inputs.spec, config, frozen))
+                        lambda slm, frozen: inputs.runtime.build_model(slm, inputs.spec, options, frozen))
     trainer = inputs.runtime.Trainer(model, inputs.data, inputs.tokenizer, config, seed, ctx, inputs.precision,
-                                     run_dir, progress, inputs.spec)
+                                     run_dir, progress, inputs.spec, family=inputs.family)
     state = TrainState()
     metrics: dict[str, Any] = {"seed": seed, "family": inputs.family.name, "epochs": [], "best_epoch": 0}
     if resume and (run_dir / run_files.STATE_DIR / run_files.STATE_COUNTERS).is_file():
@@ -109,7 +111,7 @@ def _train_seed(inputs: Inputs, seed: int, run_dir: Path, resume: bool,
         inputs.slm_config.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
         names = {Path(p).name for p in saved} | {run_files.CONFIG}
         run_files.write_json(run_dir / run_files.CONFIG, make_record(
-            config, seed, inputs.spec, inputs.data, layer, inputs.slm_config, model, str(ctx.device),
+            config, inputs.family, seed, inputs.spec, inputs.data, layer, inputs.slm_config, model, str(ctx.device),
             ctx.world_size, inputs.precision, sorted(names)))
     dist.barrier(ctx)
     if state.epoch_done >= config.epochs:
@@ -138,8 +140,9 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
                  resume_dir: Path | None = None) -> list[RunResult]:
     """Train ``config.seeds`` seeds (starting at ``config.seed``) of the run's family; ``resume_dir`` continues
     a run. ``progress`` receives the trainer's events (``--report-to`` trackers are added to it)."""
-    config.validate()
-    tracked = with_trackers(progress, config.report_to, config.family())
+    family = family_for(config)
+    family.validate(config)
+    tracked = with_trackers(progress, config.report_to, family)
     try:
         return _run(config, tracked, resume_dir)
     finally:
@@ -149,7 +152,7 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
 
 def _inputs(config: TrainConfig, ctx: dist.DistContext) -> Inputs:
     """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM."""
-    family = config.family()
+    family = family_for(config)
     runtime = family.runtime()
     layer = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
     data = runtime.load_data(config)

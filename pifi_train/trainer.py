@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from . import run_files
 from .config import Precision, ProgressCallback, ProgressEvent, TrainConfig
+from .families.spec import Family
 
 # an evaluation's progress: tick(batches done, batches in all)
 Tick = Callable[[int, int], None]
@@ -57,12 +58,13 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Any, tokenizer: Any, config: TrainConfig, seed: int,
                  ctx: dist.DistContext, precision: Precision, run_dir: Path,
-                 progress: ProgressCallback | None = None, model_spec: dict[str, Any] | None = None) -> None:
+                 progress: ProgressCallback | None = None, model_spec: dict[str, Any] | None = None, *,
+                 family: Family) -> None:
         self.model, self.data, self.tokenizer, self.config = model, data, tokenizer, config
         self.model_spec = dict(model_spec or {})  # what config.json records under "model" (labels, prefix...)
         self.seed, self.ctx, self.precision, self.run_dir = seed, ctx, precision, run_dir
         self.progress = progress if ctx.is_main else None
-        family = config.family()
+        self.family = family
         self.max_length = family.max_length(config)
         self.selection = family.metrics.selection(config.select_by)
         self.trainable = [p for p in model.parameters() if p.requires_grad]

@@ -6,6 +6,7 @@ from transformers import AutoModelForCausalLM
 
 from pifi_extract.artifact import load_artifact_tensors
 from pifi_train.families.classification.data import Examples, TaskData
+from pifi_train.families.classification.family import CLASSIFICATION
 from pifi_train.config import Precision, TrainConfig
 from pifi_train.distributed import DistContext
 from pifi_train.frozen_layer import load_layer
@@ -122,7 +123,8 @@ def test_training_leaves_the_layer_bit_identical_and_updates_l_in(assets, tmp_pa
     examples = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
     data = TaskData("t", ["0", "1"], examples, examples, None)
     config = TrainConfig(train_file="x", slm="x", layer_artifact="x", batch_size=16, lr=1e-2)
-    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path)
+    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path,
+                      family=CLASSIFICATION)
     before = model.l_in.weight.detach().clone()
     loss, _ = trainer.train_epoch(1)
     assert loss > 0 and not torch.equal(before, model.l_in.weight)
@@ -180,7 +182,8 @@ def test_training_leaves_both_stacked_layers_bit_identical(assets, second_artifa
     examples = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
     data = TaskData("t", ["0", "1"], examples, examples, None)
     config = TrainConfig(train_file="x", slm="x", layer_artifact=["x", "y"], batch_size=16, lr=1e-2)
-    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path)
+    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path,
+                      family=CLASSIFICATION)
     before = model.l_in.weight.detach().clone()
     trainer.train_epoch(1)
     assert not torch.equal(before, model.l_in.weight)

@@ -172,7 +172,7 @@ def test_cli_train_predict_report_qa(assets, qa_files, tmp_path, train_env, caps
 def test_builtin_split_protocols_and_qa_max_length():
     from pifi_train.config import TrainConfig
     from pifi_train.families import family_of
-    from pifi_train.families.qa import QA
+    from pifi_train.families.qa.family import QA
     from pifi_train.families.qa.data import PAPER_HOLDOUT, QaExample, split_builtin
 
     qa_max_length = QA.max_length

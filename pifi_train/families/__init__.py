@@ -2,24 +2,27 @@
 
 Each family is a package with the same few modules (``data``, ``model``, ``metrics``, ``trainer``,
 ``predict``, ``runtime``) and a torch-free :class:`~pifi_train.families.spec.Family` object in its
-``__init__``: its tasks, metrics spec, plugs and the options it refuses. A run's family is
+``family`` module: its tasks, metrics spec, plugs and the options it refuses. Imports go one way:
+options < config < spec < family < runtime (torch) < runner; nothing below imports the registry. A run's family is
 ``--task-type``, else its built-in task's, else classification; ``config.json`` records it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pifi_extract.errors import ConfigError
 
-from .classification import CLASSIFICATION
-from .qa import QA
-from .seq2seq import SEQ2SEQ
+from .classification.family import CLASSIFICATION
+from .qa.family import QA
+from .seq2seq.family import SEQ2SEQ
 from .spec import Family, Metric, MetricsSpec
 
 FAMILIES: dict[str, Family] = {family.name: family for family in (CLASSIFICATION, QA, SEQ2SEQ)}
 TASK_FAMILIES: dict[str, str] = {task: family.name for family in FAMILIES.values() for task in family.tasks}
 
-__all__ = ["FAMILIES", "TASK_FAMILIES", "Family", "Metric", "MetricsSpec", "family_of", "family_of_record",
-           "get_family"]
+__all__ = ["FAMILIES", "TASK_FAMILIES", "Family", "Metric", "MetricsSpec", "family_for", "family_of",
+           "family_of_record", "get_family"]
 
 
 def get_family(name: str) -> Family:
@@ -38,6 +41,11 @@ def family_of(task: str | None, task_type: str = "auto") -> Family:
                               "drop --task-type (the task names its family)")
         return family
     return FAMILIES[TASK_FAMILIES.get((task or "").lower(), CLASSIFICATION.name)]
+
+
+def family_for(config: Any) -> Family:
+    """The family of a run's options (a TrainConfig)."""
+    return family_of(config.task, config.task_type)
 
 
 def family_of_record(record: dict) -> Family:

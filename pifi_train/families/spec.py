@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from pifi_extract.errors import ConfigError
 
-from ..options import default_of, option_fields
+from ..options import ModelOptions, default_of, option_fields
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -101,8 +101,8 @@ class FamilyRuntime(Protocol):
     def model_spec(self, data: Any, slm_config: Any, config: TrainConfig) -> dict[str, Any]:
         """What config.json records (under ``model``) to rebuild the model without the data (labels...)."""
 
-    def build_model(self, slm: Any, spec: Mapping[str, Any], config: TrainConfig, layer: Any) -> Any:
-        """The family's model around ``slm`` and the run's layer (None for base/lora)."""
+    def build_model(self, slm: Any, spec: Mapping[str, Any], options: ModelOptions, layer: Any) -> Any:
+        """The family's model around ``slm`` and the run's layer (None for base/lora), wired by ``options``."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,19 @@ class Family:
 
     def max_length(self, config: TrainConfig) -> int:
         return config.max_length if config.max_length is not None else self.default_max_length(config)
+
+    def model_options(self, config: TrainConfig) -> ModelOptions:
+        """How the family's model is wired for a run (the plug resolved: the family's own unless given)."""
+        return ModelOptions(config.method, self.plug(config), config.attention, config.post_norm, config.pooling,
+                            config.dropout, config.train_layer)
+
+    def validate(self, config: TrainConfig) -> None:
+        """Every cheap check of a run's options (files and models are checked when loaded): their values,
+        then each option this family does not take (:meth:`check_options`), then the selection metric."""
+        config.validate()
+        self.check_options(config)
+        self.model_options(config)
+        self.metrics.selection(config.select_by)
 
     def check_options(self, config: TrainConfig) -> None:
         """Refuse, in one line, every option set to a non-default value that this family (or the run's

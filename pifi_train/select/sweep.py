@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from pifi_extract.errors import ConfigError
 
-from ..families import FAMILIES
+from ..families import FAMILIES, family_for
 from .config import parse_layers
 from .scoring import spearman
 
@@ -88,7 +88,7 @@ def run_sweep(
     extracted = [0]
     artifacts = get_or_extract_layers(llm, chosen, revision=revision, token=token, cache_dir=cache_dir,
                                       gguf_file=gguf_file, progress=lambda n, _t: extracted.__setitem__(0, extracted[0] + n))
-    family = train.family()
+    family = family_for(train)
     metric = family.metrics.primary
     jobs = [("base", train.for_method("base", output_dir=str(out / "base")))]
     jobs += [(str(i), train.for_method("pifi", str(a.path), output_dir=str(out / f"layer-{i}")))

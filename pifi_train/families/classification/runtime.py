@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from ...clean import clean_texts, resolve_cleaning
 from ...config import TrainConfig
+from ...options import ModelOptions
 from ...slm import load_slm, load_slm_config  # noqa: F401 - the family's SLM loaders (AutoModel)
 from ...splits import finish_splits
 from .data import TaskData, load_local_task
@@ -46,5 +47,5 @@ def model_spec(data: TaskData, slm_config: Any, config: TrainConfig) -> dict[str
             "pooling": resolve_pooling(slm_config, config.pooling)}
 
 
-def build_model(slm: Any, spec: Mapping[str, Any], config: TrainConfig, layer: Any) -> SequenceClassifier:
-    return SequenceClassifier(slm, len(spec["labels"]), config.model_options(), layer)
+def build_model(slm: Any, spec: Mapping[str, Any], options: ModelOptions, layer: Any) -> SequenceClassifier:
+    return SequenceClassifier(slm, len(spec["labels"]), options, layer)

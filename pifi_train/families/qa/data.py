@@ -17,6 +17,20 @@ from typing import Any, Sequence
 
 from pifi_extract.errors import ConfigError, SourceNotFoundError
 
+QA_TASKS = ("squad", "squad_v2")
+PROTOCOLS = ("standard", "paper")
+STANDARD_MAX_LENGTH, PAPER_MAX_LENGTH = 384, 100  # the standard protocol's windows; the authors' truncation
+
+
+def default_max_length(config: Any) -> int:
+    """384 tokens under the standard protocol (stride windows), 100 under --protocol paper."""
+    return PAPER_MAX_LENGTH if config.protocol == "paper" else STANDARD_MAX_LENGTH
+
+
+def max_length_of(config: Any) -> int:
+    """The run's window length: --max-length, else the protocol's."""
+    return config.max_length if config.max_length is not None else default_max_length(config)
+
 
 @dataclass
 class QaExample:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ...config import TrainConfig
+from ...options import ModelOptions
 from ...slm import load_slm, load_slm_config  # noqa: F401 - the family's SLM loaders (AutoModel)
 from ...splits import finish_splits, seeded_holdout
-from . import QA, QA_TASKS
-from .data import QaExample, QaTaskData, load_hub_squad, read_squad, split_builtin
+from .data import QA_TASKS, QaExample, QaTaskData, load_hub_squad, max_length_of, read_squad, split_builtin
 from .model import PifiSpanModel
 from .trainer import QaTrainer as Trainer  # noqa: F401 - the family's trainer
 
@@ -40,7 +40,7 @@ def load_data(config: TrainConfig) -> QaTaskData:
                   "test_file": config.test_file, "protocol": config.protocol}
     v2 = config.task == "squad_v2" or any(not e.answers for e in train)
     data = QaTaskData(config.task or Path(config.train_file or "qa").stem, train, validation, test, v2,
-                      {**source, "max_length": QA.max_length(config), "v2": v2, "split_seed": config.split_seed},
+                      {**source, "max_length": max_length_of(config), "v2": v2, "split_seed": config.split_seed},
                       {ref: load_extra_test(ref) for ref in config.extra_test or []})
     return finish_splits(data, config)
 
@@ -50,5 +50,5 @@ def model_spec(data: QaTaskData, slm_config: Any, config: TrainConfig) -> dict[s
     return {"v2": data.v2}
 
 
-def build_model(slm: Any, spec: Mapping[str, Any], config: TrainConfig, layer: Any) -> PifiSpanModel:
-    return PifiSpanModel(slm, config.model_options(), layer)
+def build_model(slm: Any, spec: Mapping[str, Any], options: ModelOptions, layer: Any) -> PifiSpanModel:
+    return PifiSpanModel(slm, options, layer)

@@ -14,14 +14,13 @@ import torch
 from ... import distributed as dist
 from ...config import Precision, TrainConfig
 from ...trainer import Tick, Trainer, autocast
-from . import QA
-from .data import QaCollator, QaExample, QaFeatures, best_answers, featurize
+from .data import QaCollator, QaExample, QaFeatures, best_answers, featurize, max_length_of
 from .metrics import best_over, exact_match, f1, squad_metrics, token_span_metrics
 from .model import PifiSpanModel, span_loss
 
 
 def windows(examples: Sequence[QaExample], tokenizer: Any, config: TrainConfig) -> QaFeatures:
-    return featurize(examples, tokenizer, QA.max_length(config), config.doc_stride,
+    return featurize(examples, tokenizer, max_length_of(config), config.doc_stride,
                      overflow=config.protocol == "standard")
 
 

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from ...clean import clean_texts, resolve_cleaning
 from ...config import TrainConfig
+from ...options import ModelOptions
 from ...slm import load_config
 from ...splits import finish_splits
 from .data import Seq2SeqData, load_builtin_pairs, load_extra_test, load_local_pairs
@@ -58,5 +59,5 @@ def model_spec(data: Seq2SeqData, slm_config: Any, config: TrainConfig) -> dict[
     return {"source_prefix": prefix}
 
 
-def build_model(slm: Any, spec: Mapping[str, Any], config: TrainConfig, layer: Any) -> Seq2SeqPifi:
-    return Seq2SeqPifi(slm, layer, config.model_options())
+def build_model(slm: Any, spec: Mapping[str, Any], options: ModelOptions, layer: Any) -> Seq2SeqPifi:
+    return Seq2SeqPifi(slm, layer, options)
