@@ -28,7 +28,7 @@ def test_official_normalisation_and_max_over_golds():
 
 
 def test_v2_empty_answers_split_has_and_no_answer():
-    scores = qm.squad_metrics({"a": "", "b": "x", "c": "yes"}, {"a": [], "b": [], "c": ["yes"]})
+    scores = qm.squad_metrics({"a": "", "b": "x", "c": "yes"}, {"a": [], "b": [], "c": ["yes"]}, v2=True)
     assert scores["no_ans_exact_match"] == pytest.approx(0.5) and scores["no_ans_count"] == 2
     assert scores["has_ans_exact_match"] == 1.0 and scores["has_ans_count"] == 1
     assert scores["exact_match"] == pytest.approx(2 / 3)

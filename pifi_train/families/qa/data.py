@@ -154,8 +154,10 @@ class QaFeatures:
 
 
 def featurize(examples: Sequence[QaExample], tokenizer: Any, max_length: int, doc_stride: int,
-              overflow: bool = True) -> QaFeatures:
-    """Question + context windows (``overflow=False``: one window per example, the paper's protocol)."""
+              overflow: bool = True, cut_answers: str = "cls") -> QaFeatures:
+    """Question + context windows (``overflow=False``: one window per example, the paper's protocol). An answer
+    the window holds only in part is labelled CLS (``cut_answers="cls"``) or from its start to the window's
+    last context token (``"truncate"``)."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError("QA needs a fast tokenizer (offset mapping)", "use an SLM with a tokenizer.json")
     right = tokenizer.padding_side == "right"
@@ -177,6 +179,8 @@ def featurize(examples: Sequence[QaExample], tokenizer: Any, max_length: int, do
             if inside and offsets[inside[0]][0] <= first and offsets[inside[-1]][1] >= last:
                 start = next(t for t in inside if offsets[t][1] > first)
                 end = next(t for t in reversed(inside) if offsets[t][0] < last)
+            elif cut_answers == "truncate" and inside and offsets[inside[0]][0] <= first < offsets[inside[-1]][1]:
+                start, end = next(t for t in inside if offsets[t][1] > first), inside[-1]
         feats.input_ids.append(list(ids))
         if feats.token_type_ids is not None:
             feats.token_type_ids.append(list(enc["token_type_ids"][i]))
@@ -236,7 +240,9 @@ def best_answers(examples: Sequence[QaExample], features: QaFeatures, start_logi
                  v2: bool = False, null_threshold: float = 0.0) -> list[Answer]:
     """Each example's answer: the best-scoring (start + end) context span over its windows among the
     ``n_best`` starts and ends of each, at most ``max_answer_length`` tokens; for v2 "" when the lowest
-    no-answer score (CLS start + end) beats the best span by more than ``null_threshold``."""
+    no-answer score (CLS start + end) beats the best span by more than ``null_threshold``. When no window
+    offers a valid span at all (v1.1 too), the answer is "" — scored as no answer — where transformers' run_qa
+    post-processing writes the word "empty" (which a gold answer "empty" would match)."""
     windows: dict[int, list[int]] = {}
     for w, e in enumerate(features.example):
         windows.setdefault(e, []).append(w)

@@ -1,8 +1,17 @@
-"""SQuAD metrics: the official v1.1 EM/F1 (and v2's HasAns/NoAns split), and the paper's token-span EM/F1.
+"""SQuAD metrics exactly as the official scripts compute them: v1.1 rules for v1.1 data, v2.0 rules for v2 data;
+and the paper's token-span EM/F1.
 
-Answers are normalised as the official script does: lower case, no punctuation, no articles (a, an, the),
-single spaces. Each prediction scores the maximum over its gold answers; an unanswerable question (v2) has
-the single gold answer "" (EM = F1 = 1 exactly when the prediction is empty too).
+Both scripts normalise answers the same way (lower case, no punctuation, no articles a/an/the, single
+spaces) and score a prediction by its maximum over the gold answers. They differ where an answer
+normalises to '' and where a prediction is missing:
+
+- v1.1 (``evaluate-v1.1.py``): F1 is 0 whenever no token is shared, even when both sides normalise to ''
+  (``f1('The', 'a') == 0`` while EM is 1); a missing prediction scores 0 and counts in the total.
+- v2.0 (``evaluate-v2.0.py``): gold answers that normalise to '' are dropped, and a question left with none
+  has the single gold ''; F1 is 1 when both sides are empty, 0 when one is; a missing prediction is left out of
+  the total. HasAns / NoAns split the questions by whether the data lists an answer.
+
+tests/test_qa_metrics.py checks both against the official scripts' own outputs on crafted cases.
 """
 
 from __future__ import annotations
@@ -26,10 +35,10 @@ def exact_match(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
-def f1(prediction: str, gold: str) -> float:
-    """Token-overlap F1 of the normalised strings (both empty: 1; one empty: 0)."""
+def f1(prediction: str, gold: str, v2: bool = False) -> float:
+    """Token-overlap F1 of the normalised strings; an empty side: v2.0 1 if both are empty, v1.1 always 0."""
     pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    if not pred or not ref:
+    if v2 and (not pred or not ref):
         return float(pred == ref)
     common = sum((collections.Counter(pred) & collections.Counter(ref)).values())
     if common == 0:
@@ -38,24 +47,37 @@ def f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def best_over(metric, prediction: str, golds: Sequence[str]) -> float:  # type: ignore[no-untyped-def]
-    return max(metric(prediction, g) for g in (list(golds) or [""]))
+def scored_golds(golds: Sequence[str], v2: bool) -> list[str]:
+    """The gold answers a prediction is scored against (v2.0: those that normalise to '' dropped; none: [''])."""
+    if not v2:
+        return list(golds) or [""]
+    return [g for g in golds if normalize_answer(g)] or [""]
 
 
-def squad_metrics(predictions: Mapping[str, str], golds: Mapping[str, Sequence[str]]) -> dict[str, float]:
-    """``exact_match`` and ``f1`` (fractions in [0, 1]) over ``golds``' ids; with unanswerable questions also
-    ``has_ans_*`` / ``no_ans_*`` and their counts. A missing prediction counts as ""."""
-    em_scores = {qid: best_over(exact_match, predictions.get(qid, ""), g) for qid, g in golds.items()}
-    f1_scores = {qid: best_over(f1, predictions.get(qid, ""), g) for qid, g in golds.items()}
-    n = max(len(golds), 1)
-    out = {"exact_match": sum(em_scores.values()) / n, "f1": sum(f1_scores.values()) / n, "count": len(golds)}
-    has = [qid for qid, g in golds.items() if any(a.strip() for a in g)]
-    if len(has) < len(golds):
-        no = [qid for qid in golds if qid not in set(has)]
+def example_scores(prediction: str, golds: Sequence[str], v2: bool = False) -> tuple[float, float]:
+    """(EM, F1) of one prediction: the maximum over its gold answers, by the rules of the data's version."""
+    candidates = scored_golds(golds, v2)
+    return (max(exact_match(prediction, g) for g in candidates),
+            max(f1(prediction, g, v2) for g in candidates))
+
+
+def squad_metrics(predictions: Mapping[str, str], golds: Mapping[str, Sequence[str]], v2: bool = False
+                  ) -> dict[str, float]:
+    """``exact_match`` and ``f1`` (fractions in [0, 1]) over ``golds``' ids, by the official script of the data's
+    version (a missing prediction: v1.1 0 and counted, v2.0 left out); v2 adds ``has_ans_*`` / ``no_ans_*``."""
+    scores = {qid: example_scores(predictions[qid], g, v2) for qid, g in golds.items() if qid in predictions}
+    total = len(scores) if v2 else len(golds)
+    n = max(total, 1)
+    out = {"exact_match": sum(em for em, _ in scores.values()) / n, "f1": sum(f for _, f in scores.values()) / n,
+           "count": total}
+    if v2:
+        has = [qid for qid in scores if golds[qid]]
+        no = [qid for qid in scores if not golds[qid]]
         for name, ids in (("has_ans", has), ("no_ans", no)):
-            out[f"{name}_exact_match"] = sum(em_scores[i] for i in ids) / max(len(ids), 1)
-            out[f"{name}_f1"] = sum(f1_scores[i] for i in ids) / max(len(ids), 1)
-            out[f"{name}_count"] = len(ids)
+            if ids:
+                out[f"{name}_exact_match"] = sum(scores[i][0] for i in ids) / len(ids)
+                out[f"{name}_f1"] = sum(scores[i][1] for i in ids) / len(ids)
+                out[f"{name}_count"] = len(ids)
     return out
 
 

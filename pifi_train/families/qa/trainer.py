@@ -15,13 +15,18 @@ from ... import distributed as dist
 from ...config import Precision, TrainConfig
 from ...trainer import Tick, Trainer, autocast
 from .data import QaCollator, QaExample, QaFeatures, best_answers, featurize, max_length_of
-from .metrics import best_over, exact_match, f1, squad_metrics, token_span_metrics
+from .metrics import example_scores, squad_metrics, token_span_metrics
 from .model import PifiSpanModel, span_loss
 
 
 def windows(examples: Sequence[QaExample], tokenizer: Any, config: TrainConfig) -> QaFeatures:
-    return featurize(examples, tokenizer, max_length_of(config), config.doc_stride,
-                     overflow=config.protocol == "standard")
+    """The run's windows: the standard protocol slides with --doc-stride and labels an answer cut by a window's
+    edge as no answer (CLS), as transformers' run_qa; --protocol paper keeps one truncated window and labels a
+    cut answer from its start to the last context token, as the authors' preprocessing meant to (theirs points
+    one past it, at [SEP], a position the span head can never predict)."""
+    paper = config.protocol == "paper"
+    return featurize(examples, tokenizer, max_length_of(config), config.doc_stride, overflow=not paper,
+                     cut_answers="truncate" if paper else "cls")
 
 
 @torch.no_grad()
@@ -61,14 +66,13 @@ def evaluate_qa(model: PifiSpanModel, examples: Sequence[QaExample], features: Q
     answers = best_answers(examples, features, starts, ends, config.n_best, config.max_answer_length, v2,
                            config.null_score_threshold)
     predictions = {e.id: a.text for e, a in zip(examples, answers)}
-    metrics: dict[str, Any] = squad_metrics(predictions, {e.id: e.answers for e in examples})
+    metrics: dict[str, Any] = squad_metrics(predictions, {e.id: e.answers for e in examples}, v2)
     if config.protocol == "paper":  # one window per example: the authors' independent argmax vs token indices
         predicted = [(max(range(len(s)), key=s.__getitem__), max(range(len(t)), key=t.__getitem__))
                      for s, t in zip(starts, ends)]
         metrics.update(token_span_metrics(predicted, list(zip(features.starts, features.ends))))
     rows = [{"id": e.id, "prediction": a.text, "answers": list(e.answers),
-             "exact_match": best_over(exact_match, a.text, e.answers), "f1": best_over(f1, a.text, e.answers)}
-            for e, a in zip(examples, answers)]
+             **dict(zip(("exact_match", "f1"), example_scores(a.text, e.answers, v2)))} for e, a in zip(examples, answers)]
     return metrics, rows
 
 
@@ -78,7 +82,9 @@ class QaTrainer(Trainer):
     def make_collator(self) -> QaCollator:
         self.train_features = windows(self.data.train, self.tokenizer, self.config)
         self.split_features: dict[int, QaFeatures] = {}
-        return QaCollator(self.train_features, self.tokenizer.pad_token_id, self.data.v2, self.model.slm_inputs)
+        # CLS is a training target in every version: a window without the answer learns "not here" (as run_qa);
+        # for v1.1 the post-processing never answers with CLS, so it is masked only where answers are read
+        return QaCollator(self.train_features, self.tokenizer.pad_token_id, True, self.model.slm_inputs)
 
     def train_size(self) -> int:
         return len(self.train_features)
