@@ -177,3 +177,10 @@ def test_an_interrupted_train_says_how_to_resume(assets, tmp_path, capsys, monke
     monkeypatch.setattr(trainer.Trainer, "train_epoch", real)
     cli.main(["train", "--resume", "--output-dir", str(out), "--quiet"])
     assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["texts.txt", "texts.csv"])
+def test_predict_file_that_is_not_utf8_is_one_line(finished_run, tmp_path, capsys, name):
+    path = tmp_path / name
+    path.write_bytes("text\ncaf\xe9 good\n".encode("latin-1"))
+    fails_in_one_line(capsys, ["predict", "--run-dir", str(finished_run), "--file", str(path)], "not UTF-8")
