@@ -21,6 +21,8 @@ from filelock import FileLock, Timeout
 
 from pifi_extract.writer import TMP_MARKER, check_output_target, storage_error, temp_name_for
 
+from .pifi_files import pid_alive
+
 FICLONE = 0x40049409  # Linux ioctl: share the extents of another file (btrfs, XFS, bcachefs)
 
 _umask_lock = threading.Lock()
@@ -113,16 +115,6 @@ def key_lock(lock_path: Path, on_wait: Callable[[], None] | None = None) -> Iter
         lock.release()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError, ValueError):
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def temp_files(folder: Path) -> list[Path]:
     """Hidden temp files (``.<name>.pifi-tmp-<pid>-<rand>``) in ``folder``."""
     try:
@@ -152,7 +144,7 @@ def sweep_temp_files(
             pid = -1
         if not locked:
             try:
-                if _pid_alive(pid) or now - tmp.stat().st_mtime < min_age_s:
+                if pid_alive(pid) or now - tmp.stat().st_mtime < min_age_s:
                     continue
             except OSError:
                 continue

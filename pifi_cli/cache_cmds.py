@@ -1,4 +1,4 @@
-"""`pifi cache ls|verify|rm|prune|push|pull`."""
+"""`pifi cache ls|verify|rm|prune|adopt|push|pull`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from .common import ByteProgress, CacheDirOpt, JsonOpt, QuietOpt, RevisionOpt, TokenOpt, fail, out_console, say, warn
 
 cache_app = typer.Typer(
-    help="The pifi layer cache ($PIFI_CACHE, else ~/.cache/pifi): list, verify, remove, prune, share via the Hub.",
+    help="The pifi layer cache ($PIFI_CACHE, else ~/.cache/pifi): list, verify, remove, prune, adopt, share via the Hub.",
     no_args_is_help=True,
 )
 KEYS_HELP = "Artifact references: cache keys (org/name:-1, org/name@rev:31:bf16), files in the cache, hf:// paths."
@@ -104,6 +104,15 @@ def cache_prune(
     elif result.paths:
         say(f"removed {len(result.paths)} files and empty folders of pifi's ({result.temp_files_removed} stale temp files)")
     say(f"{verb} {len(result.removed)} artifacts, {human_bytes(result.freed_bytes)}; {human_bytes(result.kept_bytes)} kept")
+
+
+@cache_app.command("adopt")
+def cache_adopt(cache_dir: CacheDirOpt = None) -> None:
+    """Mark a cache folder an older pifi wrote (no .pifi-cache marker) as pifi's, once every file in it is checked to be pifi's."""
+    from layer_cache import LayerCache, adopt
+
+    root = LayerCache(cache_dir).root
+    say(f"adopted {root} as a pifi cache" if adopt(cache_dir=cache_dir) else f"{root} already is a pifi cache")
 
 
 @cache_app.command("push")
