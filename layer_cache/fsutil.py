@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -185,13 +185,14 @@ def clone_or_copy(src: Path, dst_fd: int) -> None:
             shutil.copyfileobj(fin, fout, 8 << 20)
 
 
-def place_copy(src: Path, dst: Path) -> Path:
+def place_copy(src: Path, dst: Path, protected: Iterable[tuple[str, str | os.PathLike[str]]] = ()) -> Path:
     """Put a copy of ``src`` at ``dst`` (atomic; a reflink where possible): never a link to the cache's inode.
 
-    A ``dst`` that exists and is not a regular file (device, FIFO, socket, folder) is refused.
+    A ``dst`` that exists and is not a regular file (device, FIFO, socket, folder), or that lies inside a
+    ``protected`` place (``(what, path)``: the cache, the source model...), is refused before a byte is written.
     """
     dst = Path(dst)
-    check_output_target(dst)
+    check_output_target(dst, protected)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

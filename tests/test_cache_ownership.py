@@ -104,3 +104,43 @@ def test_an_empty_existing_folder_becomes_a_cache(tmp_path, llama_dir):
     (tmp_path / "empty").mkdir()
     art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "empty")
     assert art.path.is_file() and (tmp_path / "empty" / MARKER_NAME).is_file()
+
+
+@pytest.mark.parametrize("no_cache", [[], ["--no-cache"]])
+def test_o_onto_another_keys_artifact_in_the_cache_is_refused(tmp_path, capsys, llama_dir, no_cache):
+    cache = tmp_path / "c"
+    last = get_or_extract(str(llama_dir), -1, cache_dir=cache)
+    before = snapshot(cache)
+    for target in (last.path, cache / "mine.safetensors", cache):  # an artifact, a new file, the folder itself
+        code, _, err = pifi(capsys, "extract", "--llm", str(llama_dir), "--layer", "0", "-o", str(target),
+                            "--cache-dir", str(cache), "-q", *no_cache)
+        one_line_error(code, err, "refusing to write to", "inside the pifi cache")
+    assert snapshot(cache) == before  # not even layer 0 was extracted: refused before any byte
+    code, out, _ = pifi(capsys, "inspect", f"{llama_dir}:-1", "--json", "--cache-dir", str(cache))
+    assert code == 0 and f'"layer_index": {last.key.layer_index}' in out
+
+
+@pytest.mark.parametrize("no_cache", [[], ["--no-cache"]])
+def test_o_onto_the_sources_own_shard_is_refused(tmp_path, capsys, llama_dir, no_cache, monkeypatch):
+    shard = sorted(llama_dir.glob("*.safetensors"))[0]
+    before = snapshot(llama_dir)
+    code, _, err = pifi(capsys, "extract", "--llm", str(llama_dir), "--layer", "0", "-o", str(shard),
+                        "--cache-dir", str(tmp_path / "c"), "-q", *no_cache)
+    one_line_error(code, err, "refusing to write to", "inside the source model")
+    monkeypatch.chdir(llama_dir)  # no -o: the default file would land in the source folder (--no-cache)
+    code, _, err = pifi(capsys, "extract", "--llm", ".", "--layer", "0", "--cache-dir", str(tmp_path / "c"), "-q",
+                        "--no-cache")
+    one_line_error(code, err, "inside the source model")
+    assert snapshot(llama_dir) == before and LayerCache(tmp_path / "c").keys() == []
+
+
+def test_place_copy_refuses_a_protected_place(tmp_path, llama_dir):
+    from layer_cache import place_copy
+    from layer_cache.get_or_extract import protected_places
+    from pifi_extract.errors import StorageError
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    (tmp_path / "link").symlink_to(llama_dir)  # a link into the source does not hide it
+    with pytest.raises(StorageError, match="inside the source model"):
+        place_copy(art.path, tmp_path / "link" / "x.safetensors", protected_places(str(llama_dir)))
+    assert not (llama_dir / "x.safetensors").exists()
