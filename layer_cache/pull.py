@@ -104,16 +104,11 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
         except ArtifactError as err:
             raise ArtifactError(f"{where} is not a pifi artifact; refused, nothing was loaded", err.hint) from None
         key = key_of(info, path)
-        existing = cache.path_of(key)
-        if existing.is_file() and read_artifact(existing).data_sha256 == info.data_sha256:
-            try:
-                cache.get(key)
-                os.close(fd)
-                fd = -1
-                tmp.unlink()
-                return None, key, info
-            except ArtifactError:
-                pass  # the cached copy is corrupt: replace it
+        if _held(cache, key, info, where) is not None:  # the same artifact is cached: only its header was read
+            os.close(fd)
+            fd = -1
+            tmp.unlink()
+            return None, key, info
         tick = (lambda k: progress(k, size)) if progress is not None else None
         for start in range(PREFIX_BYTES + n, size, CHUNK):
             _pwrite_all(fd, source.read(path, start, min(start + CHUNK, size), progress=tick), start, incoming)
@@ -135,8 +130,30 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
     return tmp, key, info
 
 
+def _held(cache: LayerCache, key: CacheKey, info: ArtifactInfo, where: str) -> CachedArtifact | None:
+    """The intact cached artifact of ``key`` if it holds what ``info`` describes; None if ``key`` is missing or
+    corrupt (then replaced); :class:`CacheError` if it holds other tensors (a pull never replaces them)."""
+    if not cache.path_of(key).is_file():
+        return None
+    try:
+        held, held_info = cache.get_checked(key)
+    except ArtifactError:
+        return None
+    if held_info.data_sha256 == info.data_sha256 and held_info.tensors == info.tensors:
+        return held
+    origin = f"pulled from {held.pulled_from}" if held.pulled_from else "extracted here"
+    raise CacheError(
+        f"{where} claims the key {key.display()}, which this cache already holds with other tensors ({origin}, "
+        f"data sha256 {held_info.data_sha256[:12]}… vs {info.data_sha256[:12]}…); refused, nothing was replaced",
+        f"see which is right with `pifi cache verify --against-source {key.display()}`; to take the pulled one, "
+        f"`pifi cache rm {key.display()}` and pull again",
+    )
+
+
 def _install(cache: LayerCache, tmp: Path, key: CacheKey, info: ArtifactInfo, source) -> CachedArtifact:
     with cache.locked(key) as final:
+        if _held(cache, key, info, f"{source.name}") is not None:  # written meanwhile (an extract): keep it
+            return cache.get(key)
         ensure_dir(final.parent)
         try:
             os.replace(tmp, final)
