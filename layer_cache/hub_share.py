@@ -20,6 +20,7 @@ from pifi_extract.artifact import ArtifactInfo, verify_artifact
 from pifi_extract.errors import AccessDeniedError, CacheError, NetworkError
 
 from .card import CardEntry, model_card
+from .integrity import refuse_format_1
 from .licence import check_visibility, licence_files, licence_section, mirror_gating, source_terms
 from .layout import SAFE_REPO, CacheKey, hub_repo_of, key_of
 from .pull import pull
@@ -79,6 +80,7 @@ def push(
     for ref in references:
         resolved = resolve_reference(ref, cache_dir=cache_dir, token=token)
         info = verify_artifact(resolved.path)  # never upload a corrupt file
+        refuse_format_1(info, ref, "pushed")  # nor one whose header no digest protects (it could not be pulled)
         key = resolved.cached.key if resolved.cached else key_of(info)
         rel = str(key.rel_path)
         if rel not in files:

@@ -17,6 +17,7 @@ from pifi_extract.safetensors_header import PREFIX_BYTES, header_length
 from pifi_extract.writer import temp_name_for
 
 from .fsutil import ensure_dir, file_mode, storage_error, sweep_temp_files
+from .integrity import refuse_format_1
 from .layout import INCOMING_DIR, CacheKey, key_of
 from .store import CachedArtifact, LayerCache
 
@@ -103,6 +104,7 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
             info = read_artifact(tmp)
         except ArtifactError as err:
             raise ArtifactError(f"{where} is not a pifi artifact; refused, nothing was loaded", err.hint) from None
+        refuse_format_1(info, where)  # a pulled header must carry its digest: no downgrade to format 1
         key = key_of(info, path)
         if _held(cache, key, info, where) is not None:  # the same artifact is cached: only its header was read
             os.close(fd)

@@ -3,11 +3,15 @@ other tensors, and a header-digest downgrade to format 1 is refused (loopback Hu
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 from forge import forge
 from layer_cache import LayerCache, get_or_extract, pull
-from pifi_extract.errors import CacheError
+from pifi_extract import read_artifact
+from pifi_extract.errors import ArtifactError, CacheError
 from test_cache_cli import one_line_error, pifi
 
 REPO = "org/tiny-llama"
@@ -37,3 +41,76 @@ def test_a_pull_claiming_a_locally_extracted_key_is_refused(tmp_path, capsys, hu
     hub.add_repo("lab/same", {rel: before})  # the very same artifact: a no-op, as before
     (same,) = pull("lab/same", cache_dir=cache)
     assert same.hit and same.path == local.path
+
+
+K, V = "self_attn.k_proj.weight", "self_attn.v_proj.weight"
+
+
+def downgrade(path, tmp_path):
+    """Strip the header digest, set pifi.format to 1 and swap k/v, in place (as the issue's attack did)."""
+    os.chmod(path, 0o644)
+    forged = forge(path, tmp_path / "downgraded.safetensors", swap=(K, V), format_1=True)
+    path.write_bytes(forged.read_bytes())
+
+
+def test_a_cached_artifact_downgraded_to_format_1_is_refused(tmp_path, capsys, llama_dir):
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    downgrade(art.path, tmp_path)
+    assert read_artifact(art.path).format_version == 1  # accepted by the header reader alone
+    with pytest.raises(ArtifactError, match="header was changed after it was stored"):
+        LayerCache(cache).get(art.key)
+    code, _, err = pifi(capsys, "inspect", art.reference, "--cache-dir", str(cache))
+    one_line_error(code, err, "is corrupt")
+    code, out, _ = pifi(capsys, "cache", "verify", "--cache-dir", str(cache))
+    assert code == 1 and "CORRUPT" in out
+    with pytest.raises(ArtifactError, match="cannot tell predates format 2"):  # its memo is gone now: still refused
+        LayerCache(cache).get(art.key)
+
+
+def test_a_downgrade_of_an_artifact_whose_memo_has_no_header_digest_is_refused(tmp_path, llama_dir):
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    memo = art.path.with_name(f".{art.path.name}.pifi-ok")
+    old = {k: v for k, v in json.loads(memo.read_text()).items() if k != "header_sha256"}
+    memo.write_text(json.dumps(old))  # a memo written by the format-2 pifi before this fix
+    downgrade(art.path, tmp_path)
+    with pytest.raises(ArtifactError, match="cannot tell predates format 2"):
+        LayerCache(cache).get(art.key)
+
+
+def test_a_format_1_artifact_of_an_older_pifi_stays_usable_and_is_pinned(tmp_path, llama_dir):
+    cache = tmp_path / "c"
+    art = get_or_extract(str(llama_dir), 0, cache_dir=cache)
+    os.chmod(art.path, 0o644)
+    art.path.write_bytes(forge(art.path, tmp_path / "v1.safetensors", format_1=True).read_bytes())  # as pifi 1 wrote it
+    st = art.path.stat()
+    info = read_artifact(art.path)
+    memo = art.path.with_name(f".{art.path.name}.pifi-ok")
+    memo.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "data_sha256": info.data_sha256}))
+    assert LayerCache(cache).get(art.key).data_sha256 == info.data_sha256  # an old cache keeps working
+    assert "header_sha256" in json.loads(memo.read_text())  # ...and its header digest is recorded from now on
+    forged = forge(art.path, tmp_path / "swapped.safetensors", swap=(K, V), format_1=True)
+    art.path.write_bytes(forged.read_bytes())  # a later edit of that format-1 header (same size)
+    os.utime(art.path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(ArtifactError, match="header was changed after it was stored"):
+        LayerCache(cache).get(art.key)
+
+
+def test_a_pull_of_a_format_1_artifact_is_refused(tmp_path, capsys, hub, llama_dir):
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    forged = forge(art.path, tmp_path / "f.safetensors", format_1=True, swap=(K, V))
+    hub.add_repo("evil/v1", {str(art.key.rel_path): forged.read_bytes()})
+    code, _, err = pifi(capsys, "cache", "pull", "evil/v1", "--cache-dir", str(tmp_path / "c2"), "-q")
+    one_line_error(code, err, "is a format-1 artifact", "refused, nothing was pulled")
+    assert LayerCache(tmp_path / "c2").keys() == []
+
+
+def test_a_format_1_file_outside_the_cache_is_used_with_a_loud_warning(tmp_path, llama_dir):
+    from layer_cache import resolve_reference
+    from layer_cache.integrity import FormatOneWarning
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    loose = forge(art.path, tmp_path / "mine.safetensors", format_1=True)
+    with pytest.warns(FormatOneWarning, match="is a format-1 artifact"):
+        assert resolve_reference(str(loose)).path == loose
