@@ -21,7 +21,7 @@ import json
 import os
 from pathlib import Path
 
-from pifi_extract.artifact import ArtifactInfo, data_sha256, header_sha256, read_artifact
+from pifi_extract.artifact import ArtifactInfo, data_sha256, header_sha256, read_artifact, verify_artifact
 from pifi_extract.errors import ArtifactError
 from pifi_extract.safetensors_header import PREFIX_BYTES, header_length, parse_header
 
@@ -125,6 +125,13 @@ def refuse_format_1(info: ArtifactInfo, where: str, action: str = "pulled") -> N
             f"refused, nothing was {action}",
             FORMAT_1_HINT.replace("KEY", where),
         )
+
+
+def uploadable(path: Path, where: str) -> ArtifactInfo:
+    """An artifact about to be uploaded: its data hash recomputed, and format 1 refused (it could not be pulled)."""
+    info = verify_artifact(path)
+    refuse_format_1(info, where, "pushed")
+    return info
 
 
 def corrupt_error(path: Path, detail: str, key: str | None) -> ArtifactError:
