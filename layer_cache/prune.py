@@ -127,6 +127,8 @@ class VerifyResult:
     key: CacheKey
     ok: bool
     error: str | None = None
+    unchecked: bool = False  # --against-source: the source could not be read (gone, offline): ok means only
+    # that its own hashes hold
 
 
 def verify(keys: Sequence[CacheKey] | None = None, *, cache_dir: str | os.PathLike[str] | None = None) -> list[VerifyResult]:

@@ -114,3 +114,31 @@ def test_a_format_1_file_outside_the_cache_is_used_with_a_loud_warning(tmp_path,
     loose = forge(art.path, tmp_path / "mine.safetensors", format_1=True)
     with pytest.warns(FormatOneWarning, match="is a format-1 artifact"):
         assert resolve_reference(str(loose)).path == loose
+
+
+def test_verify_against_a_source_that_is_gone_or_offline_is_not_corruption(tmp_path, capsys, hub, llama_dir,
+                                                                           monkeypatch):
+    import shutil
+
+    from huggingface_hub import constants
+
+    from layer_cache.source_check import verify_against_source
+
+    cache = tmp_path / "c"
+    folder = tmp_path / "model"
+    shutil.copytree(llama_dir, folder)
+    local = get_or_extract(str(folder), 0, cache_dir=cache)
+    remote = get_or_extract(REPO, 0, cache_dir=cache)
+    shutil.rmtree(folder)  # (a copy in tmp_path: the source is gone)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # and the machine is offline
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    results = {r.key: r for r in (verify_against_source(k, cache_dir=cache) for k in (local.key, remote.key))}
+    assert all(r.ok and r.unchecked and "cannot check against the source" in r.error for r in results.values())
+    code, out, err = pifi(capsys, "cache", "verify", "--against-source", "--cache-dir", str(cache))
+    assert code == 3 and out.count("UNCHECKED") == 2 and "CORRUPT" not in out + err and "cache rm" not in out + err
+    assert "is gone" in out and "keep them" in err
+    assert local.path.is_file() and remote.path.is_file()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    hub.stop()  # online again, but the Hub does not answer
+    assert verify_against_source(remote.key, cache_dir=cache).unchecked
