@@ -90,8 +90,9 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
         raise storage_error(err, incoming) from None
     try:
         os.ftruncate(fd, size)
+        prefix = source.read(path, 0, PREFIX_BYTES)  # (a network error is one: not "not an artifact")
         try:
-            n = header_length(source.read(path, 0, PREFIX_BYTES), size, where)
+            n = header_length(prefix, size, where)
         except PifiError as err:
             raise ArtifactError(f"{where} is not a pifi artifact ({err.message}); refused, nothing was loaded") from None
         peek = source.read(path, PREFIX_BYTES, PREFIX_BYTES + min(n, PEEK_BYTES))  # before the whole header
@@ -115,6 +116,9 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
         for start in range(PREFIX_BYTES + n, size, CHUNK):
             _pwrite_all(fd, source.read(path, start, min(start + CHUNK, size), progress=tick), start, incoming)
         os.fsync(fd)
+    except PifiError:  # (NetworkError is an OSError too: it is the network's fault, not the disk's)
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise storage_error(err, incoming) from None

@@ -41,6 +41,11 @@ def default_backoff() -> float:
     return float(os.environ.get("PIFI_HTTP_BACKOFF", "0.5"))
 
 
+def read_timeout() -> float:
+    """Seconds a Hub request may go without a byte: huggingface_hub's ``HF_HUB_DOWNLOAD_TIMEOUT`` (default 10)."""
+    return float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
+
+
 def retry_delay(base: float, failures: int) -> float:
     """Seconds to wait before retry number ``failures`` (1, 2, ...): doubling from ``base``, capped."""
     return min(MAX_BACKOFF, base * 2 ** (failures - 1))
@@ -91,7 +96,8 @@ def model_info(repo_id: str, revision: str | None, token: str | bool | None) -> 
     if revision is not None:
         url += f"/revision/{quote(revision, safe='')}"
     with hub_errors(repo_id, revision):
-        resp = get_session().get(url, headers=build_hf_headers(token=token), params={"blobs": True})
+        resp = get_session().get(url, headers=build_hf_headers(token=token), params={"blobs": True},
+                                 timeout=read_timeout())
         hf_raise_for_status(resp)
     try:
         info = resp.json()
@@ -218,7 +224,7 @@ class HubSource:
         headers["Range"] = f"bytes={pos}-{end - 1}"
         headers["Accept-Encoding"] = "identity"
         try:
-            with get_session().stream("GET", target or self._url(path), headers=headers) as resp:
+            with get_session().stream("GET", target or self._url(path), headers=headers, timeout=read_timeout()) as resp:
                 if target is not None and resp.status_code in STALE_REDIRECT_STATUSES:
                     resp.read()  # a signed storage URL expired: ask the Hub again
                     with self._lock:
@@ -245,7 +251,9 @@ class HubSource:
                         pos += n
                         if progress is not None:
                             progress(n)
-        except (httpx2.NetworkError, httpx2.TimeoutException, httpx2.RemoteProtocolError) as err:
+        except httpx2.TimeoutException:
+            raise _Retryable(f"no data for {read_timeout():g} s, HF_HUB_DOWNLOAD_TIMEOUT", pos) from None
+        except (httpx2.NetworkError, httpx2.RemoteProtocolError) as err:
             raise _Retryable(str(err) or type(err).__name__, pos) from None
         except httpx2.TransportError as err:
             raise NetworkError(f"cannot reach the Hub for {self.name}/{path}: {err}") from None

@@ -142,3 +142,23 @@ def test_verify_against_a_source_that_is_gone_or_offline_is_not_corruption(tmp_p
     monkeypatch.delenv("HF_HUB_OFFLINE")
     hub.stop()  # online again, but the Hub does not answer
     assert verify_against_source(remote.key, cache_dir=cache).unchecked
+
+
+@pytest.mark.parametrize("skip", [0, 3], ids=["from-the-first-byte", "after-the-header"])
+def test_a_stalled_pull_times_out_in_bounded_time_naming_the_network(tmp_path, capsys, hub, llama_dir, monkeypatch,
+                                                                      skip):
+    import time
+
+    from huggingface_hub import constants
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    hub.add_repo("lab/layers", {str(art.key.rel_path): art.path.read_bytes()})
+    monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 0.2)  # (default 10 s) the test waits 5 x 0.2 s
+    hub.faults.stall_every(1, 0, skip=skip)  # every file GET (past the header's three) stalls: no byte, no close
+    start = time.monotonic()
+    code, _, err = pifi(capsys, "cache", "pull", "lab/layers", "--cache-dir", str(tmp_path / "c2"), "-q")
+    elapsed = time.monotonic() - start
+    hub.faults.clear()
+    one_line_error(code, err, "failed 5 times in a row without progress", "no data for 0.2 s, HF_HUB_DOWNLOAD_TIMEOUT")
+    assert ".incoming" not in err and "not a pifi artifact" not in err and elapsed < 20
+    assert LayerCache(tmp_path / "c2").keys() == [] and list((tmp_path / "c2" / ".incoming").iterdir()) == []
