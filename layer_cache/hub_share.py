@@ -7,17 +7,17 @@ pulled artifact lands under the same key as if it had been extracted locally, an
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants
-from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+from huggingface_hub.errors import HfHubHTTPError
 
 from pifi_extract.artifact import ArtifactInfo
-from pifi_extract.errors import AccessDeniedError, CacheError, NetworkError
+from pifi_extract.errors import CacheError
+from pifi_extract.hub_source import hub_errors
 
 from .card import CardEntry, model_card
 from .integrity import uploadable
@@ -36,20 +36,6 @@ class PushResult:
     paths: list[str]
     warnings: list[str]
     card: str
-
-
-@contextlib.contextmanager
-def _write_errors(repo_id: str) -> Iterator[None]:
-    hint = "log in with a token that has write access (`hf auth login`), or pass --token / set HF_TOKEN"
-    try:
-        yield
-    except LocalTokenNotFoundError:
-        raise AccessDeniedError(f"pushing to {repo_id} needs a Hub token with write access", hint) from None
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if status in (401, 403):
-            raise AccessDeniedError(f"no write access to {repo_id} (HTTP {status})", hint) from None
-        raise NetworkError(f"the Hub refused the push to {repo_id} (HTTP {status}): {err}", "try again later") from None
 
 
 def push(
@@ -80,7 +66,7 @@ def push(
             infos.append(info)
     api = HfApi(endpoint=constants.ENDPOINT, token=token)
     terms = layer_upload_terms(api, infos, private=private, i_know_the_license=i_know_the_license, token=token)
-    with _write_errors(to):  # (the licence policy refused what it must before anything was created)
+    with hub_errors(to, push=True):  # (the licence policy refused what it must before anything was created)
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")
     warnings = terms.warnings(private)
     gated = {e.source: terms.gated(hub_repo_of(e.source)) for e in entries if e.kind == "hub"}
@@ -93,7 +79,7 @@ def push(
     ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
     ops += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in terms.files.items()]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
-    with _write_errors(to):
+    with hub_errors(to, push=True):
         info = api.create_commit(to, ops, commit_message=f"pifi: add {len(files)} layer artifact(s)")
         terms.finish(api, to)
     return PushResult(to, getattr(info, "oid", None), list(files), warnings, card)

@@ -37,8 +37,9 @@ class SourceTerms:
 
     @property
     def restricted(self) -> bool:
-        """Gated, or under a licence that is not a plain permissive one."""
-        return bool(self.gated) or (self.license is not None and self.license.lower() not in PERMISSIVE)
+        """Gated (or gating unknown: the source could not be read), or under a licence that is not a plain
+        permissive one."""
+        return self.gated is not False or (self.license is not None and self.license.lower() not in PERMISSIVE)
 
 
 def source_terms(api: Any, repo_id: str, license_hint: str | None = None) -> SourceTerms:
@@ -58,7 +59,8 @@ def check_visibility(terms: Iterable[SourceTerms], private: bool, i_know_the_lic
         return
     restricted = [t for t in terms if t.restricted]
     if restricted:
-        what = ", ".join(f"{t.repo_id} ({'gated' if t.gated else ''}{', ' if t.gated and t.license else ''}"
+        what = ", ".join(f"{t.repo_id} ({'gated' if t.gated else 'gating unknown' if t.gated is None else ''}"
+                         f"{', ' if t.gated is not False and t.license else ''}"
                          f"{'licence ' + t.license if t.license else ''})" for t in restricted)
         raise AccessDeniedError(f"refusing a PUBLIC push of layers derived from {what}",
                                 "keep the repo private (the default), or pass --i-know-the-license if its "

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from pifi_extract.artifact import ArtifactInfo, data_sha256, read_artifact
-from pifi_extract.errors import ArtifactError, CacheError, PifiError, SourceNotFoundError
+from pifi_extract.errors import ArtifactError, CacheError, NetworkError, OfflineError, PifiError, SourceNotFoundError
 from pifi_extract.safetensors_header import PREFIX_BYTES, header_length
 from pifi_extract.writer import temp_name_for
 
@@ -90,9 +90,10 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
         raise storage_error(err, incoming) from None
     try:
         os.ftruncate(fd, size)
-        prefix = source.read(path, 0, PREFIX_BYTES)  # (a network error is one: not "not an artifact")
         try:
-            n = header_length(prefix, size, where)
+            n = header_length(source.read(path, 0, PREFIX_BYTES) if size >= PREFIX_BYTES else b"", size, where)
+        except (NetworkError, OfflineError):  # the network's fault, said as such (not "not an artifact")
+            raise
         except PifiError as err:
             raise ArtifactError(f"{where} is not a pifi artifact ({err.message}); refused, nothing was loaded") from None
         peek = source.read(path, PREFIX_BYTES, PREFIX_BYTES + min(n, PEEK_BYTES))  # before the whole header

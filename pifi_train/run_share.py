@@ -171,9 +171,9 @@ def push_run(run_dir: str | Path, to: str, *, private: bool = True, token: str |
     ops += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in terms.files.items()]
     ops += [CommitOperationAdd(path_in_repo=SHARE_FILE, path_or_fileobj=json.dumps(share, indent=2).encode()),
             CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())]
-    from layer_cache.hub_share import _write_errors
+    from pifi_extract.hub_source import hub_errors
 
-    with _write_errors(to):
+    with hub_errors(to, push=True):
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")
         info = api.create_commit(to, ops, commit_message=f"pifi: push run {run_dir.name}")
         terms.finish(api, to)
