@@ -102,3 +102,16 @@ def test_push_with_layer_follows_the_same_licence_policy(hub_server, gated_run, 
     assert hub_server.settings_calls == [("lab/run-private", {"gated": "manual"}), ("lab/run-ack", {"gated": "manual"})]
     cli.main(["push", "--run-dir", str(gated_run), "--to", "lab/run-by-ref", "--public", "--token", token])
     assert not any(f.startswith("layers/") for f in _files(hub_server, "lab/run-by-ref"))  # no layer: no licence gate
+
+
+def test_a_public_push_of_a_layer_whose_gating_cannot_be_read_is_refused(hub_server, tmp_path):
+    folder = make_tiny_model("llama", tmp_path / "llama", num_layers=2)
+    hub_server.add_repo("org/gone", {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()})
+    art = get_or_extract("org/gone", -1, cache_dir=tmp_path / "cache")
+    del hub_server.repos["org/gone"]  # deleted (or made private) since: its gating and licence cannot be read
+    with pytest.raises(AccessDeniedError, match=r"PUBLIC push .*org/gone \(gating unknown\)"):
+        push([art.reference], "lab/x", private=False, token=hub_server.write_token, cache_dir=tmp_path / "cache")
+    assert "lab/x" not in hub_server.repos
+    result = push([art.reference], "lab/x", private=False, token=hub_server.write_token, cache_dir=tmp_path / "cache",
+                  i_know_the_license=True)
+    assert any("could not tell whether org/gone is gated" in w for w in result.warnings)
