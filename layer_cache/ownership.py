@@ -49,7 +49,7 @@ def is_marked(root: Path) -> bool:
 
 def write_marker(root: Path) -> None:
     """Tag ``root`` as a pifi cache (best effort: a read-only shared cache stays as it is)."""
-    for name, text in ((TAG_NAME, TAG_TEXT), (MARKER_NAME, MARKER_TEXT)):
+    for name, text in ((MARKER_NAME, MARKER_TEXT), (TAG_NAME, TAG_TEXT)):  # the marker first: a racing claim sees it
         path = root / name
         if lstat(path) is None:
             try:
@@ -66,7 +66,7 @@ def claim(root: Path, *, created: bool = False) -> bool:
     """Mark ``root`` as pifi's if pifi just ``created`` it or it is an empty folder; True if it is pifi's."""
     if is_marked(root):
         return True
-    if created or (root.is_dir() and not names(root)):
+    if created or (root.is_dir() and set(names(root)) <= {TAG_NAME, MARKER_NAME}):
         write_marker(root)
         return True
     return False
