@@ -219,14 +219,13 @@ def _find_layer(layer: dict[str, Any], repo_id: str, repo_commit: str, token: st
     if layer.get("repo_path"):
         from huggingface_hub import hf_hub_download
 
+        from layer_cache.integrity import refuse_format_1
         from pifi_extract.hub_source import hub_errors
 
-        from layer_cache.integrity import refuse_format_1
-
         with hub_errors(repo_id, repo_commit, layer["repo_path"]):
-            path = hf_hub_download(repo_id, layer["repo_path"], revision=repo_commit, token=token)
-        refuse_format_1(read_artifact(path), f"{repo_id}/{layer['repo_path']}")  # a pull: no downgraded header
-        return path
+            downloaded = hf_hub_download(repo_id, layer["repo_path"], revision=repo_commit, token=token)
+        refuse_format_1(read_artifact(downloaded), f"{repo_id}/{layer['repo_path']}")  # a pull: no downgraded header
+        return downloaded
     if hub_source:
         return str(get_or_extract(layer["source"], int(layer["layer_index"]), revision=layer["commit"],
                                   dtype=layer.get("dtype", "keep"), token=token, cache_dir=cache_dir).path)

@@ -162,3 +162,16 @@ def test_a_stalled_pull_times_out_in_bounded_time_naming_the_network(tmp_path, c
     one_line_error(code, err, "failed 5 times in a row without progress", "no data for 0.2 s, HF_HUB_DOWNLOAD_TIMEOUT")
     assert ".incoming" not in err and "not a pifi artifact" not in err and elapsed < 20
     assert LayerCache(tmp_path / "c2").keys() == [] and list((tmp_path / "c2" / ".incoming").iterdir()) == []
+
+
+def test_a_runs_layer_downgraded_to_format_1_is_refused_on_pull(tmp_path, hub, llama_dir):
+    from pifi_train.run_share import pull_run
+
+    art = get_or_extract(str(llama_dir), 0, cache_dir=tmp_path / "c")
+    forged = forge(art.path, tmp_path / "f.safetensors", format_1=True, swap=(K, V))  # same data hash as the original
+    share = {"pifi_share": 1, "layers": [{"sha256": art.data_sha256, "source": str(llama_dir), "source_kind": "local",
+                                          "repo_path": "layers/layer-0.safetensors"}]}
+    hub.add_repo("lab/run", {"pifi_share.json": json.dumps(share).encode(),
+                             "layers/layer-0.safetensors": forged.read_bytes()})
+    with pytest.raises(ArtifactError, match="lab/run/layers/layer-0.safetensors is a format-1 artifact"):
+        pull_run("hf://lab/run", cache_dir=tmp_path / "c")
