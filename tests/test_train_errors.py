@@ -103,7 +103,7 @@ def test_existing_run_needs_overwrite_and_bad_input_keeps_it(assets, tmp_path, c
     _fails(capsys, ["predict", "--run-dir", str(run), "--text", "x", "--layer-artifact", str(other)],
            "is not the layer this run was trained with")
     _fails(capsys, ["predict", "--run-dir", str(run), "--text", "x", "--text-pair", "y"], "single texts")
-    cli.main(_args(assets, run, **{"batch-size": 16, "method": "base"}) + ["--overwrite", "--quiet"])
+    cli.main(_args(assets, run, **{"batch-size": 16, "method": "base", "layer-artifact": None}) + ["--overwrite", "--quiet"])
     assert '"method": "base"' in (run / "config.json").read_text()
 
 
@@ -173,7 +173,7 @@ def test_a_failed_train_leaves_no_empty_run_folder(assets, tmp_path, capsys, mon
     def boom(*args, **kwargs):
         raise ConfigError("the model could not be built")
 
-    monkeypatch.setattr(runner, "PifiModel", boom)
+    monkeypatch.setattr(runner, "build_model", boom)
     out = tmp_path / "out"
     _fails(capsys, _args(assets, out), "the model could not be built")
     assert not out.exists()

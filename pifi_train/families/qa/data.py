@@ -11,12 +11,25 @@ at most ``max_answer_length`` tokens, v2's no-answer score against a threshold).
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from pifi_extract.errors import ConfigError, SourceNotFoundError
+
+QA_TASKS = ("squad", "squad_v2")
+PROTOCOLS = ("standard", "paper")
+STANDARD_MAX_LENGTH, PAPER_MAX_LENGTH = 384, 100  # the standard protocol's windows; the authors' truncation
+
+
+def default_max_length(config: Any) -> int:
+    """384 tokens under the standard protocol (stride windows), 100 under --protocol paper."""
+    return PAPER_MAX_LENGTH if config.protocol == "paper" else STANDARD_MAX_LENGTH
+
+
+def max_length_of(config: Any) -> int:
+    """The run's window length: --max-length, else the protocol's."""
+    return config.max_length if config.max_length is not None else default_max_length(config)
 
 
 @dataclass
@@ -38,7 +51,7 @@ class QaTaskData:
     test: list[QaExample] | None
     v2: bool = False
     source: dict[str, Any] = field(default_factory=dict)
-    label_names: list[str] = field(default_factory=list)
+    extra_tests: dict[str, list[QaExample]] = field(default_factory=dict)  # --extra-test name -> examples
 
 
 def _answers(raw: Any) -> tuple[list[str], list[int]]:
@@ -61,26 +74,31 @@ def read_squad(path: str | Path) -> list[QaExample]:
     path = Path(path)
     if not path.is_file():
         raise SourceNotFoundError(f"data file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start})", "re-save it as UTF-8") from None
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError, ValueError):
         whole = None
     rows: list[dict[str, Any]] = []
-    if isinstance(whole, dict) and "data" in whole:
-        for article in whole["data"]:
-            for paragraph in article["paragraphs"]:
-                rows += [{**qa, "context": paragraph["context"]} for qa in paragraph["qas"]]
-    else:
-        try:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is neither SQuAD JSON nor JSONL: {err.msg}") from err
     try:
+        if isinstance(whole, dict) and "data" in whole:
+            for article in whole["data"]:
+                for paragraph in article["paragraphs"]:
+                    rows += [{**qa, "context": paragraph["context"]} for qa in paragraph["qas"]]
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         examples = [example_from_row(row, i) for i, row in enumerate(rows)]
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{path}: a row lacks question/context/answers ({err})",
-                          "QA rows need id, question, context and answers {text, answer_start}") from err
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is neither SQuAD JSON nor JSONL: {err.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be SQuAD data") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(f"{path}: not SQuAD data (a row or paragraph lacks question/context/answers/qas: {err})",
+                          "QA data is the official SQuAD JSON, or JSONL rows with id, question, context and "
+                          "answers {text, answer_start}") from None
     if not examples:
         raise ConfigError(f"{path} holds no questions")
     return examples
@@ -114,13 +132,6 @@ def load_hub_squad(task: str) -> tuple[list[QaExample], list[QaExample]]:
                           "check the network or the datasets cache, or pass local SQuAD files") from err
     return ([example_from_row(r, i) for i, r in enumerate(loaded["train"])],
             [example_from_row(r, i) for i, r in enumerate(loaded["validation"])])
-
-
-def seeded_holdout(examples: list[QaExample], fraction: float, seed: int) -> tuple[list[QaExample], list[QaExample]]:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    cut = int(len(order) * fraction)
-    return [examples[i] for i in sorted(order[cut:])], [examples[i] for i in sorted(order[:cut])]
 
 
 # ---- windows -----------------------------------------------------------------------------------
