@@ -25,6 +25,7 @@ from pifi_extract.artifact import ArtifactInfo, read_artifact
 from pifi_extract.errors import CacheError, PifiError
 from pifi_extract.extract import is_local_reference
 
+from .integrity import warn_format_1
 from .layout import DTYPE_TAGS, REFS_DIR, CacheKey, parse_rel_path
 from .pull import pull
 from .store import CachedArtifact, LayerCache, local_fingerprint
@@ -63,7 +64,9 @@ def resolve_reference(
     cache = LayerCache(cache_dir)
     path, key = _locate(cache, reference, token)
     if key is None:
-        return ResolvedArtifact(path, info=read_artifact(path))  # refuses a file that is not a pifi artifact
+        info = read_artifact(path)  # refuses a file that is not a pifi artifact
+        warn_format_1(info)
+        return ResolvedArtifact(path, info=info)
     cached, info = cache.get_checked(key)
     return ResolvedArtifact(cached.path, cached, info, verified=True)
 
