@@ -25,6 +25,7 @@ from .config import Precision, ProgressCallback, TrainConfig, resolve_precision
 from .families import family_for
 from .families.spec import Family, FamilyRuntime
 from .layer_ref import LayerIdentity, describe_artifacts, recorded_layers
+from .options import LAYER_METHODS
 from .run_record import RUN_VERSION, make_record, options_of
 from .slm import load_tokenizer
 from .stats import mean_std
@@ -55,6 +56,7 @@ class Inputs:
     slm_config: Any
     tokenizer: Any
     spec: dict[str, Any]  # config.json's "model": what rebuilds the model without the data
+    embeddings: Any = None  # --method llm: the LLM's embedding rows the data uses (instead of an SLM)
 
 
 def default_output_dir(config: TrainConfig) -> Path:
@@ -63,12 +65,13 @@ def default_output_dir(config: TrainConfig) -> Path:
 
 
 def _finished(run_dir: Path, epochs: int) -> dict[str, Any] | None:
-    """The saved metrics of a run that already completed ``epochs`` epochs, else None."""
+    """The saved metrics of a run that already completed ``epochs`` epochs (or stopped early), else None."""
     path = run_dir / run_files.METRICS
     if not path.is_file():
         return None
     metrics = run_files.read_json(path)
-    return metrics if metrics.get("complete") and len(metrics.get("epochs", [])) >= epochs else None
+    done = len(metrics.get("epochs", [])) >= epochs or metrics.get("stopped_early")
+    return metrics if metrics.get("complete") and done else None
 
 
 def _check_resumed_layers(run_dir: Path, layer: list[LayerIdentity] | None) -> None:
@@ -92,7 +95,8 @@ def _train_seed(inputs: Inputs, seed: int, run_dir: Path, resume: bool,
     if resume:
         _check_resumed_layers(run_dir, layer)
     torch.manual_seed(seed)
-    slm = inputs.runtime.load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
+    slm = inputs.embeddings if inputs.embeddings is not None else \
+        inputs.runtime.load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
     options = inputs.family.model_options(config)
     model = build_model(config, slm, layer, ctx.device, inputs.precision.layer_dtype, seed,
                         lambda slm, frozen: inputs.runtime.build_model(slm, inputs.spec, options, frozen))
@@ -110,6 +114,11 @@ def _train_seed(inputs: Inputs, seed: int, run_dir: Path, resume: bool,
         saved = inputs.tokenizer.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
         inputs.slm_config.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
         names = {Path(p).name for p in saved} | {run_files.CONFIG}
+        if inputs.embeddings is not None:
+            from .llm_rows import save_rows
+
+            save_rows(run_dir / run_files.CHECKPOINT_DIR / run_files.EMBEDDING_ROWS, inputs.embeddings)
+            names.add(run_files.EMBEDDING_ROWS)
         run_files.write_json(run_dir / run_files.CONFIG, make_record(
             config, inputs.family, seed, inputs.spec, inputs.data, layer, inputs.slm_config, model, str(ctx.device),
             ctx.world_size, inputs.precision, sorted(names)))
@@ -151,14 +160,25 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
 
 
 def _inputs(config: TrainConfig, ctx: dist.DistContext) -> Inputs:
-    """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM."""
+    """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM (--method llm:
+    the LLM's tokenizer and the embedding rows of the tokens the data uses)."""
     family = family_for(config)
     runtime = family.runtime()
-    layer = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
+    layer = describe_artifacts(config.layer_artifact) if config.method in LAYER_METHODS else None
     data = runtime.load_data(config)
+    precision = resolve_precision(config.precision, ctx.device)
+    if config.method == "llm" and layer is not None:
+        from .llm_rows import llm_backbone
+
+        max_length = family.max_length(config)
+        llm = llm_backbone([identity.path for identity in layer],
+                           lambda tokenizer: runtime.token_ids(data, tokenizer, max_length))  # type: ignore[attr-defined]
+        spec = {**runtime.model_spec(data, llm.config, config), "llm_embeddings": llm.record}
+        return Inputs(config, family, runtime, ctx, precision, layer, data, llm.config, llm.tokenizer, spec,
+                      llm.embeddings)
     slm_config = runtime.load_slm_config(config.slm)
-    return Inputs(config, family, runtime, ctx, resolve_precision(config.precision, ctx.device), layer, data,
-                  slm_config, load_tokenizer(config.slm), runtime.model_spec(data, slm_config, config))
+    return Inputs(config, family, runtime, ctx, precision, layer, data, slm_config, load_tokenizer(config.slm),
+                  runtime.model_spec(data, slm_config, config))
 
 
 def _run(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Path | None) -> list[RunResult]:
