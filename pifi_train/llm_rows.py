@@ -82,9 +82,16 @@ class RowSource:
 
     def tokenizer(self, source: Any) -> Any:
         """The LLM's tokenizer (its small files only), padding on the right with a pad token."""
+        from pifi_extract.errors import SourceNotFoundError
+
         from .select.tokenizer import load_tokenizer
 
-        tokenizer = load_tokenizer(source)
+        try:
+            tokenizer = load_tokenizer(source)
+        except SourceNotFoundError as err:
+            raise SourceNotFoundError(f"--method llm: {err.message}",
+                                      "the layer's LLM must ship its tokenizer (tokenizer.json, tokenizer.model...) "
+                                      "beside its weights") from None
         tokenizer.padding_side = "right"  # positions 0..n-1 for the real tokens, as in the LLM
         return tokenizer
 

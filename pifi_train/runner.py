@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pifi_extract.errors import ArtifactError
+from pifi_extract.errors import ArtifactError, ConfigError
 
 from . import distributed as dist
 from . import run_files
@@ -25,6 +25,7 @@ from .config import Precision, ProgressCallback, TrainConfig, resolve_precision
 from .families import family_for
 from .families.spec import Family, FamilyRuntime
 from .layer_ref import LayerIdentity, describe_artifacts, recorded_layers
+from .optim import scheduled
 from .options import LAYER_METHODS
 from .run_record import RUN_VERSION, make_record, options_of
 from .slm import load_tokenizer
@@ -222,6 +223,10 @@ def resume_training(run_dir: Path, epochs: int | None = None, progress: Progress
     sweep = run_dir / run_files.SWEEP
     record = run_files.read_json(sweep if sweep.is_file() else run_dir / run_files.CONFIG)
     config = options_of(record, sweep if sweep.is_file() else run_dir / run_files.CONFIG)
+    if epochs is not None and epochs != config.epochs and scheduled(config):
+        raise ConfigError(f"--resume --epochs {epochs}: this run's --scheduler {config.scheduler} (--warmup-ratio "
+                          f"{config.warmup_ratio}) spans its {config.epochs} planned epochs, and the steps already "
+                          f"taken followed that schedule", "resume without --epochs, or start a new run")
     if epochs is not None:
         config.epochs = epochs
     return run_training(config, progress, resume_dir=run_dir)

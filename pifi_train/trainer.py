@@ -139,12 +139,13 @@ class Trainer:
         self._emit(kind="epoch_start", epoch=epoch, steps=len(batches))
         total, seen, start = 0.0, 0, time.perf_counter()
         for step, batch in enumerate(loader, 1):
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate of this step (the scheduler moves it after)
             loss, size = self.step(batch)
             total += loss
             seen += size
             rate = seen * self.ctx.world_size / max(time.perf_counter() - start, 1e-9)
             self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=loss,
-                       examples_per_second=rate, lr=self.optimizer.param_groups[0]["lr"])
+                       examples_per_second=rate, lr=lr)
         elapsed = max(time.perf_counter() - start, 1e-9)
         return dist.mean(self.ctx, total / max(len(batches), 1)), seen * self.ctx.world_size / elapsed
 

@@ -34,8 +34,9 @@ class LlmClassifier(PluggedModel):
         self.attach_layer(layer)
         self.head = classification_head(int(layer.hidden_size), num_labels, options.dropout)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, C) for a tokenized batch."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                **_: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) for a tokenized batch (token_type_ids and other tokenizer outputs mean nothing here)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)  # (B, T)
         x = self.embeddings(input_ids)  # (B, T, H_llm)
