@@ -186,11 +186,23 @@ class LlmBackbone:
 
 
 def llm_backbone(layer_paths: Sequence[str], used_ids: Callable[[Any], Iterable[int]],
-                 token: str | bool | None = None) -> LlmBackbone:
-    """Open the layers' source, read its tokenizer, then the rows of ``used_ids(tokenizer)`` and the pad token."""
+                 token: str | bool | None = None, saved: Path | None = None) -> LlmBackbone:
+    """Open the layers' source, read its tokenizer, then the rows of ``used_ids(tokenizer)`` and the pad token.
+    ``saved``: a resumed run's checkpoint folder, whose tokenizer and rows are used when they cover the data."""
     from .frozen_layer import make_config
 
     origin = RowSource.of_layers(layer_paths)
+    config = make_config(origin.config)
+    if saved is not None and (saved / ROWS_FILE).is_file():
+        from .run_files import CONFIG, read_json
+        from .slm import load_tokenizer
+
+        record = dict((read_json(saved.parent / CONFIG).get("model") or {}).get("llm_embeddings") or {})
+        tokenizer = load_tokenizer(str(saved))
+        ids, rows = load_rows(saved / ROWS_FILE, record)
+        table = EmbeddingRows(ids, rows, config)
+        if not table.missing(torch.tensor(sorted({*used_ids(tokenizer), tokenizer.pad_token_id}))):
+            return LlmBackbone(config, tokenizer, table, record)
     source = origin.open(token)
     tokenizer = origin.tokenizer(source)
     ids, rows = origin.read(source, [*used_ids(tokenizer), tokenizer.pad_token_id])
@@ -198,7 +210,6 @@ def llm_backbone(layer_paths: Sequence[str], used_ids: Callable[[Any], Iterable[
     record = {"source": origin.name, "source_kind": origin.kind, "commit": origin.commit,
               "gguf_file": origin.gguf_file, "file": ROWS_FILE, "rows": len(ids), "hidden_size": int(rows.shape[1]),
               "dtype": str(rows.dtype).replace("torch.", ""), "sha256": rows_sha256(ids, rows)}
-    config = make_config(origin.config)
     return LlmBackbone(config, tokenizer, EmbeddingRows(ids, rows, config), record)
 
 

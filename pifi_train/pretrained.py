@@ -83,6 +83,9 @@ class PifiModel(SequenceClassifier):
         method = options.pop("method", "pifi" if layer_artifact else "base")
         if method == "llm":
             raise ConfigError("PifiModel wraps an SLM; --method llm has none", "train it with `pifi train --method llm`")
+        if options.get("pooling") == "mean_with_padding":  # the average would take the Trainer's padding
+            raise ConfigError("pooling mean_with_padding averages inputs padded to max_length, which a "
+                              "transformers.Trainer collator does not do", "use pooling mean, or `pifi train`")
         config = TrainConfig(slm=slm, layer_artifact=layer_artifact if method == "pifi" else None, method=method,
                              **options)
         wiring = CLASSIFICATION.model_options(config)  # option values checked before anything loads

@@ -160,7 +160,7 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
             tracked.close()  # type: ignore[union-attr]
 
 
-def _inputs(config: TrainConfig, ctx: dist.DistContext) -> Inputs:
+def _inputs(config: TrainConfig, ctx: dist.DistContext, resume_dir: Path | None = None) -> Inputs:
     """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM (--method llm:
     the LLM's tokenizer and the embedding rows of the tokens the data uses)."""
     family = family_for(config)
@@ -172,8 +172,13 @@ def _inputs(config: TrainConfig, ctx: dist.DistContext) -> Inputs:
         from .llm_rows import llm_backbone
 
         max_length = family.max_length(config)
+        saved = None  # --resume: the run's own tokenizer and rows (no need to reach the LLM's source again)
+        if resume_dir is not None:
+            first = resume_dir if config.seeds == 1 else resume_dir / f"seed-{config.seed}"
+            saved = first / run_files.CHECKPOINT_DIR if (first / run_files.CONFIG).is_file() else None
         llm = llm_backbone([identity.path for identity in layer],
-                           lambda tokenizer: runtime.token_ids(data, tokenizer, max_length))  # type: ignore[attr-defined]
+                           lambda tokenizer: runtime.token_ids(data, tokenizer, max_length),  # type: ignore[attr-defined]
+                           saved=saved)
         spec = {**runtime.model_spec(data, llm.config, config), "llm_embeddings": llm.record}
         return Inputs(config, family, runtime, ctx, precision, layer, data, llm.config, llm.tokenizer, spec,
                       llm.embeddings)
@@ -189,7 +194,7 @@ def _run(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Pat
     try:
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
         run_files.check_output_dir(out, config.overwrite, resume)
-        inputs = _inputs(config, ctx)
+        inputs = _inputs(config, ctx, out if resume else None)
         seeds = [config.seed + i for i in range(config.seeds)]
         dist.barrier(ctx)
         created = ctx.is_main and not resume and not out.exists()

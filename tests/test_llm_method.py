@@ -23,7 +23,7 @@ from pifi_train.config import TrainConfig
 from pifi_train.families.classification.predict import predict
 from pifi_train.llm_rows import EmbeddingRows
 from pifi_train.run_record import load_run
-from pifi_train.runner import run_training
+from pifi_train.runner import resume_training, run_training
 from pifi_train.slm import load_tokenizer
 from tiny_models import make_tiny_model, weight_map
 from train_fixtures import offline_single_thread, tokenizer_for
@@ -139,13 +139,23 @@ def test_hub_source_read_by_range_and_offline_predict_is_one_line(family_runs, l
     get_or_extract("org/tiny-llm", -1)  # the layer, into the test's pifi cache
     hub_server.reset_counters()
     torch.set_num_threads(1)
-    [run] = run_training(TrainConfig(**_options(family_runs, "org/tiny-llm:-1", tmp_path / "run")))
-    record = json.loads((run.run_dir / "config.json").read_text())["model"]["llm_embeddings"]
+    def stop_after_epoch_1(event):
+        if event.kind == "epoch_end":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_training(TrainConfig(**_options(family_runs, "org/tiny-llm:-1", tmp_path / "run", epochs=2)),
+                     stop_after_epoch_1)
+    record = json.loads((tmp_path / "run" / "config.json").read_text())["model"]["llm_embeddings"]
     assert record["source"] == "org/tiny-llm" and record["source_kind"] == "hub" and len(record["commit"]) == 40
     embedding_file = weight_map(llm["folder"])["model.embed_tokens.weight"]
     data = [r for r in hub_server.requests("GET") if r.path.endswith(embedding_file) and r.range]
     body = sum(r.body_bytes for r in data if not r.range.startswith("bytes=0-"))  # headers: the first read
     assert body == record["rows"] * 64 * 4  # only the used rows (fp32), never the whole matrix
+    hub_server.reset_counters()
+    with offline_single_thread():  # --resume: the run's own tokenizer and rows, the layer from the cache
+        [run] = resume_training(tmp_path / "run")
+    assert len(run.metrics["epochs"]) == 2 and not hub_server.requests()
     with offline_single_thread():
         code, out, _ = run_cli(capsys, "predict", "--run-dir", str(run.run_dir), "--text", "w1 good w2")
         assert code == 0 and out.strip()  # tokens the run saw: no network
@@ -174,3 +184,38 @@ def test_refusals_are_one_line_and_write_nothing(family_runs, llm, assets, tmp_p
         artifact = extract_layer(str(changed), 0, tmp_path / "notok.safetensors").path
         fails_in_one_line(capsys, cli_args(_options(family_runs, artifact, out)), "--method llm: ")
         assert not out.exists()
+
+
+def test_rows_of_a_gguf_source_are_its_dequantized_embedding(tmp_path):
+    """A Q8_0 GGUF file: the layer's source reopened from the artifact's provenance, rows dequantized as
+    transformers' own GGUF loader does."""
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    from pifi_train.llm_rows import RowSource
+    from tiny_gguf import write_tiny_gguf
+    from tiny_models import build_tiny_model
+
+    path = write_tiny_gguf(build_tiny_model("llama"), tmp_path / "tiny.gguf",
+                           quantize={"token_embd": gguf.GGMLQuantizationType.Q8_0})
+    artifact = extract_layer(str(path), 0, tmp_path / "layer.safetensors").path
+    origin = RowSource.of_layers([str(artifact)])
+    assert origin.kind == "gguf" and origin.gguf_host == "local"
+    ids, rows = origin.read(origin.open(), [9, 1, 5, 9])
+    model = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=path.name, dtype=torch.float32)
+    assert ids.tolist() == [1, 5, 9]
+    assert torch.allclose(rows, model.model.embed_tokens.weight[ids].detach(), atol=1e-6)
+
+
+def test_pifi_model_refuses_what_it_cannot_wrap(family_runs, llm, assets, tmp_path):
+    from pifi_extract.errors import ConfigError
+    from pifi_train import PifiModel
+
+    with pytest.raises(ConfigError, match="--method llm has none"):
+        PifiModel.from_slm(str(assets["bert"]), str(llm[0]), method="llm")
+    with pytest.raises(ConfigError, match="mean_with_padding averages inputs padded to max_length"):
+        PifiModel.from_slm(str(assets["bert"]), str(llm[0]), pooling="mean_with_padding")
+    with offline_single_thread():
+        [run] = run_training(TrainConfig(**_options(family_runs, llm[0], tmp_path / "run")))
+        with pytest.raises(ConfigError, match="is a --method llm run"):
+            PifiModel.from_pretrained(run.run_dir)
