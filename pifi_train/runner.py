@@ -160,6 +160,14 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
             tracked.close()  # type: ignore[union-attr]
 
 
+def _saved_checkpoint(resume_dir: Path | None, config: TrainConfig) -> Path | None:
+    """--resume: the checkpoint folder of the run's first seed (--method llm reuses its tokenizer and rows)."""
+    if resume_dir is None:
+        return None
+    first = resume_dir if config.seeds == 1 else resume_dir / f"seed-{config.seed}"
+    return first / run_files.CHECKPOINT_DIR if (first / run_files.CONFIG).is_file() else None
+
+
 def _inputs(config: TrainConfig, ctx: dist.DistContext, resume_dir: Path | None = None) -> Inputs:
     """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM (--method llm:
     the LLM's tokenizer and the embedding rows of the tokens the data uses)."""
@@ -172,13 +180,9 @@ def _inputs(config: TrainConfig, ctx: dist.DistContext, resume_dir: Path | None 
         from .llm_rows import llm_backbone
 
         max_length = family.max_length(config)
-        saved = None  # --resume: the run's own tokenizer and rows (no need to reach the LLM's source again)
-        if resume_dir is not None:
-            first = resume_dir if config.seeds == 1 else resume_dir / f"seed-{config.seed}"
-            saved = first / run_files.CHECKPOINT_DIR if (first / run_files.CONFIG).is_file() else None
         llm = llm_backbone([identity.path for identity in layer],
                            lambda tokenizer: runtime.token_ids(data, tokenizer, max_length),  # type: ignore[attr-defined]
-                           saved=saved)
+                           saved=_saved_checkpoint(resume_dir, config))
         spec = {**runtime.model_spec(data, llm.config, config), "llm_embeddings": llm.record}
         return Inputs(config, family, runtime, ctx, precision, layer, data, llm.config, llm.tokenizer, spec,
                       llm.embeddings)

@@ -87,7 +87,8 @@ class MetricsSpec:
 
 
 class FamilyRuntime(Protocol):
-    """The torch side of a family (each family's ``runtime`` module provides these names)."""
+    """The torch side of a family (each family's ``runtime`` module provides these names; a family that takes
+    ``--method llm`` also ``token_ids(data, tokenizer, max_length)``: every token id its batches hold)."""
 
     Trainer: type
 
