@@ -216,6 +216,14 @@ def _run(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Pat
             run_files.write_json(out / run_files.SWEEP, {**sweep, "options": config.to_dict(),
                                                          "summary": summarize_seeds(results, inputs.family)})
         return results
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a job scheduler (cli.py turns it into this)
+        if created:
+            run_files.remove_if_empty(out)
+        if out.is_dir() and any((d / run_files.STATE_DIR / run_files.STATE_COUNTERS).is_file()
+                                for d in [out, *out.glob("seed-*")]):
+            raise KeyboardInterrupt(f"interrupted; {out} keeps its last finished epoch: continue it with "
+                                    f"`pifi train --resume --output-dir {out}`") from None
+        raise KeyboardInterrupt("interrupted before the first epoch finished; nothing of the run was kept") from None
     except BaseException:
         if created:
             run_files.remove_if_empty(out)  # a failed run leaves no empty run folder (never anything it wrote)
