@@ -107,17 +107,18 @@ def run_card(repo_id: str, record: dict[str, Any], metrics: dict[str, Any] | Non
     options = record["options"]
     task = options.get("task") or Path(options.get("train_file") or "local data").name
     licences = sorted({str(layer["license"]) for layer in layers if layer.get("license")})
-    bases = [options["slm"], *sorted({layer["source"] for layer in layers if layer.get("source_kind") == "hub"})]
+    slm = None if options.get("method") == "llm" else options["slm"]  # --method llm: no SLM
+    bases = [*([slm] if slm else []), *sorted({layer["source"] for layer in layers if layer.get("source_kind") == "hub"})]
     front = ["---", "library_name: pifi", f"license: {licences[0] if len(licences) == 1 else 'other'}",
              f"pipeline_tag: {_PIPELINE_TAGS.get(family.name, 'other')}", "base_model:", *[f"- {b}" for b in bases],
              "tags:", "- pifi", "---", ""]
     final = (metrics or {}).get("final") or {}
     labels = (record.get("model") or {}).get("labels") or record.get("labels") or []
-    lines = [f"# PiFi ({family.summary}): {task}, {options['slm']} + {len(layers) or 'no'} frozen LLM layer(s)", "",
+    lines = [f"# PiFi ({family.summary}): {task}, {slm or 'no SLM'} + {len(layers) or 'no'} frozen LLM layer(s)", "",
              "Trained with [pifi](https://arxiv.org/abs/2506.07424) (`pifi train`). This repo holds only the trainable",
              "part (SLM, L_in, L_out, head); the frozen layer goes by reference and is checked by its sha256.", "",
              "| | |", "|---|---|", f"| family | {family.name} |", f"| task | {task} |",
-             f"| method | {options.get('method')} |", f"| SLM | {options['slm']} |"]
+             f"| method | {options.get('method')} |", f"| SLM | {slm or '-'} |"]
     if labels:
         lines.append(f"| labels | {', '.join(map(str, labels))} |")
     for i, layer in enumerate(layers):
