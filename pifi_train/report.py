@@ -23,7 +23,7 @@ from . import run_files
 from .clean import resolve_cleaning
 from .families import FAMILIES, Family
 from .layer_ref import recorded_layers
-from .options import option_fields, result_options
+from .options import LAYER_METHODS, option_fields, result_options
 from .report_render import plot_curves
 from .families import family_of_record
 from .run_record import options_of
@@ -81,6 +81,9 @@ def _key(record: dict[str, Any], options: Any, family: Family) -> Key:
     resolved = {"plug": family.plug(options), "max_length": family.max_length(options),
                 "select_by": family.metrics.selection(options.select_by).key,
                 "clean_text": resolve_cleaning(options.clean_text, options.task)}
+    pooled = (record.get("model") or {}).get("pooling")  # auto resolved for the SLM (first token, last token...)
+    if pooled and options.pooling == "auto":
+        resolved["pooling"] = pooled
     values = []
     for f in option_fields():
         if f.name not in result_options():
@@ -90,7 +93,7 @@ def _key(record: dict[str, Any], options: Any, family: Family) -> Key:
             continue
         value = resolved.get(f.name, getattr(options, f.name))
         values.append((f.name, tuple(value) if isinstance(value, list) else value))
-    layers = tuple(str(entry.get("sha256")) for entry in recorded_layers(record)) if method == "pifi" else ()
+    layers = tuple(str(entry.get("sha256")) for entry in recorded_layers(record)) if method in LAYER_METHODS else ()
     return (*values, ("layer_sha256", layers))
 
 
@@ -138,7 +141,7 @@ def load_record(run_dir: Path) -> RunRecord | None:
         extra = {name: {k: float(m[k]) for k in keys if m.get(k) is not None}
                  for name, m in (final.get("extra_tests") or {}).items()}
         return RunRecord(run_dir, family.name, _key(record, options, family), int(record["seed"]), split, values, curve,
-                         extra, _layers_label(record) if options.method == "pifi" else "-")
+                         extra, _layers_label(record) if options.method in LAYER_METHODS else "-")
     except PifiError as err:
         raise CorruptFileError(f"{run_dir}: {err.message}", err.hint or "restore the run's files, or leave it out") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
