@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from pifi_extract.errors import ConfigError, SourceNotFoundError
 
 from . import checkpoint as ckpt
-from .curves import plot_validation_curves
+from .curves import arm_color, plot_validation_curves
 from .layer_ref import recorded_layers
 from .stats import Difference, mean_std, paired_bootstrap, welch_difference
 
@@ -246,11 +246,12 @@ def plot_curves(records: Sequence[RunRecord], path: Path) -> Path:
     curves: dict[tuple[str, ...], list[list[float]]] = {}
     for r in records:
         curves.setdefault(r.group, []).append(r.curve)
-    labelled = {}
+    labelled, colors = {}, []
     for group, members in sorted(curves.items()):
         label = " ".join(g for g in (group[0], Path(group[1]).name, *group[2:6]) if g != "-")
         labelled[f"{label} (n={len(members)})"] = members
-    return plot_validation_curves(labelled, path)
+        colors.append(arm_color(group[2], group[5]))  # the same colour per arm as `pifi demo`'s plot
+    return plot_validation_curves(labelled, path, colors=colors)
 
 
 def build_report(paths: Sequence[str | Path], plot_path: Path | None = None, plot_required: bool = True,
