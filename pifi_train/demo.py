@@ -176,9 +176,9 @@ def extract_demo_layer(gguf_path: Path, cache_dir: str | None) -> LayerFacts:
 
 
 def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int, shifted: str) -> MethodResult:
-    from . import checkpoint as ckpt
+    from . import run_files
 
-    record = ckpt.read_json(Path(runs[0].run_dir) / ckpt.CONFIG)
+    record = run_files.read_json(Path(runs[0].run_dir) / run_files.CONFIG)
     rates = [e["examples_per_second"] for r in runs for e in r.metrics["epochs"]]
     test = [r.metrics["final"]["test"] for r in runs]
     return MethodResult(
@@ -198,10 +198,10 @@ def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int, 
 
 
 def _correct(run_dir: str, key: str) -> list[bool]:
-    """Per example of test set ``key`` (as the run's test_predictions.json names it): was the run right."""
-    from . import checkpoint as ckpt
+    """Per example of test set ``key`` (as the run's per-example predictions name it): was the run right."""
+    from . import run_files
 
-    entry = ckpt.read_json(Path(run_dir) / ckpt.PREDICTIONS)[key]
+    entry = run_files.read_json(Path(run_dir) / run_files.PREDICTIONS)[key]
     return [p == y for p, y in zip(entry["predictions"], entry["labels"])]
 
 

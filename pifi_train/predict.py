@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 from pifi_extract.errors import ArtifactError, ConfigError, PifiError
 
 from . import checkpoint as ckpt
+from . import run_files
 from . import distributed as dist
 from .config import Precision, TrainConfig, resolve_precision
 from .data import Examples, label_key, read_table, require_columns
@@ -89,16 +90,16 @@ def load_run(run_dir: str | Path, device: str = "auto",
         run_dir, pulled = pull_run(str(run_dir), token=token)
         layer_artifact = layer_artifact or pulled or None
     run_dir = Path(run_dir)
-    if (run_dir / ckpt.SWEEP).is_file():
-        seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
+    if (run_dir / run_files.SWEEP).is_file():
+        seeds = ", ".join(run_files.read_json(run_dir / run_files.SWEEP).get("runs", []))
         raise ConfigError(f"{run_dir} holds several seeds", f"pass one of its run directories: {seeds}")
-    record = ckpt.read_json(run_dir / ckpt.CONFIG)
-    if not record.get(ckpt.RUN_MARKER):
+    record = run_files.read_json(run_dir / run_files.CONFIG)
+    if not record.get(run_files.RUN_MARKER):
         raise ConfigError(f"{run_dir} is not a pifi run directory")
     options = TrainConfig.from_dict(record["options"])
     ctx = dist.DistContext(device=dist.resolve_device(device))
     precision = resolve_precision("auto", ctx.device)
-    folder = str(run_dir / ckpt.CHECKPOINT_DIR)
+    folder = str(run_dir / run_files.CHECKPOINT_DIR)
     slm = load_slm(folder, load_slm_config(folder), pretrained=False)
     layers = _layers_for(record, layer_artifact) if options.method == "pifi" else None
     labels = list(record["labels"])
@@ -106,7 +107,7 @@ def load_run(run_dir: str | Path, device: str = "auto",
     # the run's ablations as it trained: a random layer from its seed, a trained layer, LoRA adapters
     model = build_model(options, slm, layers, ctx.device, precision.layer_dtype, int(record["seed"]),
                         lambda slm, layer: make(slm, labels, options, layer))
-    ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))
+    ckpt.load_into(model, ckpt.load_tensors(run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS))
     model.to(ctx.device).eval()
     return LoadedRun(run_dir, record, options, model, load_tokenizer(folder), labels, ctx, precision)
 

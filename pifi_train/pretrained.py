@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from . import checkpoint as ckpt
+from . import run_files
 from .config import TrainConfig
 from .layer_ref import describe_artifacts, layer_record, load_frozen_layers
 from .model import PifiModel
@@ -66,7 +67,7 @@ def save_pretrained(model: PifiModel, folder: str | Path, tokenizer: Any = None)
     config: TrainConfig = model.pifi_config
     slm_config = model.slm.config
     record = {
-        ckpt.RUN_MARKER: 1, "seed": config.seed, "options": config.to_dict(),
+        run_files.RUN_MARKER: 1, "seed": config.seed, "options": config.to_dict(),
         "layer": layer_record(model.layer_identities) if model.layer_identities else None,
         "slm": {"name": config.slm, "model_type": slm_config.model_type, "hidden_size": slm_config.hidden_size,
                 "pooling": model.pooling},
@@ -75,11 +76,11 @@ def save_pretrained(model: PifiModel, folder: str | Path, tokenizer: Any = None)
                        "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
         "created": datetime.now().isoformat(timespec="seconds"),
     }
-    ckpt.write_json(folder / ckpt.CONFIG, record)
-    ckpt.save_trainable(folder / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS, model.trainable_state_dict(),
+    run_files.write_json(folder / run_files.CONFIG, record)
+    ckpt.save_trainable(folder / run_files.CHECKPOINT_DIR / run_files.WEIGHTS, model.trainable_state_dict(),
                         {"format": "pifi-trainable-1", "epoch": "0"})
-    slm_config.save_pretrained(folder / ckpt.CHECKPOINT_DIR)
-    (tokenizer or model.tokenizer).save_pretrained(folder / ckpt.CHECKPOINT_DIR)
+    slm_config.save_pretrained(folder / run_files.CHECKPOINT_DIR)
+    (tokenizer or model.tokenizer).save_pretrained(folder / run_files.CHECKPOINT_DIR)
     return folder
 
 

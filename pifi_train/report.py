@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from pifi_extract.errors import ConfigError, SourceNotFoundError
 
-from . import checkpoint as ckpt
+from . import run_files
 from .curves import arm_color, plot_validation_curves
 from .layer_ref import recorded_layers
 from .stats import Difference, mean_std, paired_bootstrap, welch_difference
@@ -103,11 +103,11 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise SourceNotFoundError(f"no such run directory: {path}")
-        candidates = [path / ckpt.CONFIG] if (path / ckpt.CONFIG).is_file() else sorted(path.rglob(ckpt.CONFIG))
+        candidates = [path / run_files.CONFIG] if (path / run_files.CONFIG).is_file() else sorted(path.rglob(run_files.CONFIG))
         for config in candidates:
-            if config.parent.name == ckpt.CHECKPOINT_DIR:
+            if config.parent.name == run_files.CHECKPOINT_DIR:
                 continue  # the SLM's config.json saved beside the checkpoint
-            if ckpt.is_run_dir(config.parent) and config.parent not in found:
+            if run_files.is_run_dir(config.parent) and config.parent not in found:
                 found.append(config.parent)
     if not found:
         raise ConfigError(f"no pifi runs under {', '.join(map(str, paths))}")
@@ -116,11 +116,11 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
 
 def load_record(run_dir: Path) -> RunRecord | None:
     """The run's final numbers, or None when it has not finished."""
-    record = ckpt.read_json(run_dir / ckpt.CONFIG)
-    metrics_path = run_dir / ckpt.METRICS
+    record = run_files.read_json(run_dir / run_files.CONFIG)
+    metrics_path = run_dir / run_files.METRICS
     if not metrics_path.is_file():
         return None
-    metrics = ckpt.read_json(metrics_path)
+    metrics = run_files.read_json(metrics_path)
     final = metrics.get("final")
     if not final:
         return None
@@ -137,11 +137,11 @@ def load_record(run_dir: Path) -> RunRecord | None:
 
 def _correct(run_dir: Path, split: str) -> list[bool]:
     """Per test example: was the run right (test_predictions.json, written by the run)."""
-    path = run_dir / ckpt.PREDICTIONS
+    path = run_dir / run_files.PREDICTIONS
     if not path.is_file():
-        raise ConfigError(f"--bootstrap: {run_dir} has no {ckpt.PREDICTIONS}",
+        raise ConfigError(f"--bootstrap: {run_dir} has no {run_files.PREDICTIONS}",
                           "it needs runs trained by a pifi version that saves per-example test predictions")
-    entry = ckpt.read_json(path).get(split)
+    entry = run_files.read_json(path).get(split)
     if not entry:
         raise ConfigError(f"--bootstrap: {path} has no {split!r} predictions")
     return [p == y for p, y in zip(entry["predictions"], entry["labels"])]

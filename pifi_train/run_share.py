@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
-from . import checkpoint as ckpt
+from . import run_files
 from .config import TrainConfig
 
 SHARE_FILE = "pifi_share.json"
 LAYERS_DIR = "layers"
-RUN_FILES = (ckpt.CONFIG, ckpt.METRICS, SHARE_FILE, f"{ckpt.CHECKPOINT_DIR}/*")
+RUN_FILES = (run_files.CONFIG, run_files.METRICS, SHARE_FILE, f"{run_files.CHECKPOINT_DIR}/*")
 _HF_RUN = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(@(?P<rev>[\w./-]+))?/?$")
 _NOT_REPRODUCED = ("output_dir", "overwrite", "device", "report_to", "num_workers")
 
@@ -132,24 +132,24 @@ def push_run(run_dir: str | Path, to: str, *, private: bool = True, token: str |
     from huggingface_hub import CommitOperationAdd, HfApi, constants
 
     run_dir = Path(run_dir)
-    if (run_dir / ckpt.SWEEP).is_file():
+    if (run_dir / run_files.SWEEP).is_file():
         raise ConfigError(f"{run_dir} holds several seeds", "push one of its seed-<s> run directories")
     if "/" not in to:
         raise ConfigError(f"--to {to!r} is not a Hub repo id", "use ORG/REPO")
-    record = ckpt.read_json(run_dir / ckpt.CONFIG)
-    if not record.get(ckpt.RUN_MARKER):
+    record = run_files.read_json(run_dir / run_files.CONFIG)
+    if not record.get(run_files.RUN_MARKER):
         raise ConfigError(f"{run_dir} is not a pifi run directory")
-    weights = run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
+    weights = run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
     if not weights.is_file():
         raise ConfigError(f"{run_dir} has no checkpoint yet", "push a run that finished an epoch")
-    metrics = ckpt.read_json(run_dir / ckpt.METRICS) if (run_dir / ckpt.METRICS).is_file() else None
+    metrics = run_files.read_json(run_dir / run_files.METRICS) if (run_dir / run_files.METRICS).is_file() else None
     layers = _layer_sources(record)
-    files = {ckpt.CONFIG: run_dir / ckpt.CONFIG}
+    files = {run_files.CONFIG: run_dir / run_files.CONFIG}
     if metrics is not None:
-        files[ckpt.METRICS] = run_dir / ckpt.METRICS
-    for path in sorted((run_dir / ckpt.CHECKPOINT_DIR).iterdir()):
+        files[run_files.METRICS] = run_dir / run_files.METRICS
+    for path in sorted((run_dir / run_files.CHECKPOINT_DIR).iterdir()):
         if path.is_file():
-            files[f"{ckpt.CHECKPOINT_DIR}/{path.name}"] = path
+            files[f"{run_files.CHECKPOINT_DIR}/{path.name}"] = path
     if with_layer:
         for layer in layers:
             layer["repo_path"] = f"{LAYERS_DIR}/{layer['sha256'][:16]}-{Path(layer['local_path']).name}"

@@ -19,7 +19,7 @@ import torch
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
-from . import checkpoint as ckpt
+from . import run_files
 from . import distributed as dist
 from .ablations import apply_lora, randomize_layer
 from .config import ProgressCallback, TrainConfig, resolve_precision
@@ -101,7 +101,7 @@ def run_config(config: TrainConfig, seed: int, data: TaskData, layer: Any, slm_c
                ctx: dist.DistContext, precision: Any) -> dict[str, Any]:
     """What config.json records for one seed."""
     return {
-        ckpt.RUN_MARKER: 1, "seed": seed, "options": config.to_dict(),
+        run_files.RUN_MARKER: 1, "seed": seed, "options": config.to_dict(),
         "layer": layer_record(layer) if layer is not None else None,
         "slm": {"name": config.slm, "model_type": slm_config.model_type, "hidden_size": slm_config.hidden_size,
                 "pooling": model.pooling},
@@ -134,10 +134,10 @@ class Inputs:
 
 def _finished(run_dir: Path, epochs: int) -> dict[str, Any] | None:
     """The saved metrics of a run that already completed ``epochs`` epochs, else None."""
-    path = run_dir / ckpt.METRICS
+    path = run_dir / run_files.METRICS
     if not path.is_file():
         return None
-    metrics = ckpt.read_json(path)
+    metrics = run_files.read_json(path)
     return metrics if metrics.get("complete") and len(metrics.get("epochs", [])) >= epochs else None
 
 
@@ -163,8 +163,8 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
     config, ctx, layer = inputs.config, inputs.ctx, inputs.layer
     if resume and (done := _finished(run_dir, config.epochs)) is not None:
         return RunResult(run_dir, seed, done)
-    if resume and layer is not None and (run_dir / ckpt.CONFIG).is_file():
-        recorded = recorded_layers(ckpt.read_json(run_dir / ckpt.CONFIG))
+    if resume and layer is not None and (run_dir / run_files.CONFIG).is_file():
+        recorded = recorded_layers(run_files.read_json(run_dir / run_files.CONFIG))
         if len(recorded) != len(layer):
             raise ArtifactError(f"--resume: this run started with {len(recorded)} layer artifact(s), not {len(layer)}")
         for identity, entry in zip(layer, recorded):
@@ -177,17 +177,18 @@ def _train_seed(inputs: Inputs, seed: int, data: TaskData, run_dir: Path, resume
                         lambda slm, frozen: pipeline.build_model(slm, data, config, frozen))
     trainer = pipeline.trainer(model, data, inputs.tokenizer, config, seed, ctx, inputs.precision, run_dir, progress)
     state, metrics = TrainState(), {"seed": seed, "labels": data.label_names, "epochs": [], "best_epoch": 0}
-    if resume and (run_dir / ckpt.STATE_DIR / "trainer.json").is_file():
+    if resume and (run_dir / run_files.STATE_DIR / "trainer.json").is_file():
         state = trainer.restore()
-        metrics = ckpt.read_json(run_dir / ckpt.METRICS)
+        metrics = run_files.read_json(run_dir / run_files.METRICS)
         metrics.pop("final", None)
         metrics["complete"] = False
     elif ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(run_dir / ckpt.CONFIG, run_config(config, seed, data, layer, inputs.slm_config, model, ctx,
-                                                          inputs.precision))
-        inputs.tokenizer.save_pretrained(run_dir / ckpt.CHECKPOINT_DIR)
-        inputs.slm_config.save_pretrained(run_dir / ckpt.CHECKPOINT_DIR)
+        saved = inputs.tokenizer.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
+        inputs.slm_config.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
+        record = run_config(config, seed, data, layer, inputs.slm_config, model, ctx, inputs.precision)
+        record["checkpoint_files"] = sorted({Path(p).name for p in saved} | {run_files.CONFIG})
+        run_files.write_json(run_dir / run_files.CONFIG, record)
     dist.barrier(ctx)
     if state.epoch_done >= config.epochs:
         return RunResult(run_dir, seed, trainer.finish(metrics, state))
@@ -266,7 +267,7 @@ def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_
     try:
         # fail fast, cheapest checks first: output dir, artifact (missing, not one, hash), data, then the SLM
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
-        ckpt.check_output_dir(out, config.overwrite, resume)
+        run_files.check_output_dir(out, config.overwrite, resume)
         artifact = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
         seeds = [config.seed + i for i in range(config.seeds)]
         first = pipeline.load_data(config, seeds[0])
@@ -275,9 +276,9 @@ def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_
         dist.barrier(ctx)
         created = ctx.is_main and not resume and not out.exists()
         if ctx.is_main and not resume:
-            ckpt.create_output_dir(out, config.overwrite)
+            run_files.prepare_output_dir(out, config.overwrite)
             if len(seeds) > 1:
-                ckpt.write_json(out / ckpt.SWEEP, {"pifi_sweep": 1, "options": config.to_dict(), "seeds": seeds,
+                run_files.write_json(out / run_files.SWEEP, {"pifi_sweep": 1, "options": config.to_dict(), "seeds": seeds,
                                                    "runs": [f"seed-{s}" for s in seeds]})
         dist.barrier(ctx)
         results = []
@@ -286,32 +287,25 @@ def run_pipeline(config: TrainConfig, progress: ProgressCallback | None, resume_
             data = first  # the split does not depend on the seed (--split-seed)
             results.append(_train_seed(inputs, seed, data, run_dir, resume, progress, pipeline))
         if len(seeds) > 1 and ctx.is_main:
-            sweep = ckpt.read_json(out / ckpt.SWEEP)
-            ckpt.write_json(out / ckpt.SWEEP, {**sweep, "options": config.to_dict(),
+            sweep = run_files.read_json(out / run_files.SWEEP)
+            run_files.write_json(out / run_files.SWEEP, {**sweep, "options": config.to_dict(),
                                                "summary": summarize_seeds(results, pipeline.summary_keys)})
         return results
     except BaseException:
         if created:
-            _remove_if_empty(out)  # a failed run leaves no empty run folder (never anything it wrote into)
+            run_files.remove_if_empty(out)  # a failed run leaves no empty run folder (never anything it wrote into)
         raise
     finally:
         dist.teardown(ctx)
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass
 
 
 def resume_training(run_dir: Path, epochs: int | None = None, progress: ProgressCallback | None = None
                     ) -> list[RunResult]:
     """Continue an interrupted run (or sweep) from its last finished epoch; ``epochs`` may extend it."""
     run_dir = Path(run_dir)
-    ckpt.check_output_dir(run_dir, overwrite=False, resume=True)
-    sweep = run_dir / ckpt.SWEEP
-    options = ckpt.read_json(sweep if sweep.is_file() else run_dir / ckpt.CONFIG)["options"]
+    run_files.check_output_dir(run_dir, overwrite=False, resume=True)
+    sweep = run_dir / run_files.SWEEP
+    options = run_files.read_json(sweep if sweep.is_file() else run_dir / run_files.CONFIG)["options"]
     config = TrainConfig.from_dict(options)
     if epochs is not None:
         config.epochs = epochs

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from . import run_files
 from . import distributed as dist
 from .config import Precision, ProgressCallback, ProgressEvent, TrainConfig
 from .data import Collator, Examples
@@ -183,7 +184,7 @@ class Trainer:
     def fit(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
         """Train from ``state.epoch_done + 1`` to ``config.epochs``, then test the best epoch."""
         self._emit(kind="run_start", run_dir=str(self.run_dir))
-        weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
+        weights = self.run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
         for epoch in range(state.epoch_done + 1, self.config.epochs + 1):
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
@@ -203,7 +204,7 @@ class Trainer:
                     ckpt.save_trainable(weights, tensors, {"epoch": str(epoch), "format": "pifi-trainable-1"})
                 ckpt.save_state(self.run_dir, tensors, self.optimizer,
                                 {**state.__dict__, "scaler": self.scaler.state_dict()})
-                ckpt.write_json(self.run_dir / ckpt.METRICS, metrics)
+                run_files.write_json(self.run_dir / run_files.METRICS, metrics)
             dist.barrier(self.ctx)
             self._emit(kind="epoch_end", epoch=epoch, loss=train_loss, examples_per_second=rate, metrics=record)
         return self.finish(metrics, state)
@@ -217,7 +218,7 @@ class Trainer:
 
     def finish(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
         """Reload the best epoch's tensors and evaluate validation and test with them."""
-        weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
+        weights = self.run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
         ckpt.load_into(self.model, ckpt.load_tensors(weights))
         tests = {"test": self.data.test} if self.data.test is not None and len(self.data.test) else {}
         tests.update(getattr(self.data, "extra_tests", {}) or {})
@@ -233,9 +234,9 @@ class Trainer:
             metrics["final"]["extra_tests"] = results
         metrics["complete"] = True
         if self.ctx.is_main:
-            ckpt.write_json(self.run_dir / ckpt.METRICS, metrics)
+            run_files.write_json(self.run_dir / run_files.METRICS, metrics)
             if per_example:  # for `pifi report --bootstrap` (paired over test examples)
-                ckpt.write_json(self.run_dir / ckpt.PREDICTIONS, per_example)
+                run_files.write_json(self.run_dir / run_files.PREDICTIONS, per_example)
         dist.barrier(self.ctx)
         self._emit(kind="run_end", epoch=state.best_epoch, metrics=metrics["final"])
         return metrics

@@ -36,7 +36,7 @@ def _reproduces(run, assets):
     loaded = load_run(run.run_dir, device="cpu")
     rows = [json.loads(line) for line in assets["test"].read_text().splitlines()]
     got = [loaded.label_names.index(p.label) for p in predict(loaded, [r["text"] for r in rows])]
-    saved = json.loads((run.run_dir / "test_predictions.json").read_text())["test"]["predictions"]
+    saved = json.loads((run.run_dir / "predictions.jsonl").read_text())["test"]["predictions"]
     assert got == saved
 
 
@@ -120,7 +120,7 @@ def test_extra_test_sets_are_evaluated_with_the_best_epoch(assets, tmp_path):
     run = run_training(_config(assets, tmp_path / "run", extra_test=[str(shifted)]))[0]
     extra = run.metrics["final"]["extra_tests"][str(shifted)]
     assert extra["count"] == 40 and 0.0 <= extra["accuracy"] <= 1.0
-    saved = json.loads((run.run_dir / "test_predictions.json").read_text())
+    saved = json.loads((run.run_dir / "predictions.jsonl").read_text())
     assert set(saved) == {"test", str(shifted)} and len(saved[str(shifted)]["labels"]) == 40
     from pifi_train.report import build_report, render
 

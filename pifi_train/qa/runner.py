@@ -17,7 +17,7 @@ import torch
 
 from pifi_extract.errors import ConfigError
 
-from .. import checkpoint as ckpt
+from .. import run_files
 from .. import distributed as dist
 from ..config import Precision, ProgressCallback, TrainConfig
 from ..runner import Pipeline, RunResult, run_pipeline
@@ -173,7 +173,7 @@ class QaTrainer(Trainer):
         if not (self.data.test is not None and len(self.data.test)):
             _, self.last_predictions = self._evaluate_with_predictions(self.data.validation)
         if self.ctx.is_main:
-            ckpt.write_json(self.run_dir / PREDICTIONS, self.last_predictions)
+            run_files.write_json(self.run_dir / PREDICTIONS, self.last_predictions)
         return metrics
 
 

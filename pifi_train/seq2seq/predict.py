@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from pifi_extract.errors import ConfigError
 
 from .. import checkpoint as ckpt
+from .. import run_files
 from .. import distributed as dist
 from ..config import Precision, TrainConfig, resolve_precision
 from ..layer_ref import load_frozen_layers
@@ -43,20 +44,20 @@ def load_seq2seq_run(run_dir: str | Path, device: str = "auto",
     from ..slm import load_tokenizer
 
     run_dir = Path(run_dir)
-    if (run_dir / ckpt.SWEEP).is_file():
-        seeds = ", ".join(ckpt.read_json(run_dir / ckpt.SWEEP).get("runs", []))
+    if (run_dir / run_files.SWEEP).is_file():
+        seeds = ", ".join(run_files.read_json(run_dir / run_files.SWEEP).get("runs", []))
         raise ConfigError(f"{run_dir} holds several seeds", f"pass one of its run directories: {seeds}")
-    record = ckpt.read_json(run_dir / ckpt.CONFIG)
+    record = run_files.read_json(run_dir / run_files.CONFIG)
     options = TrainConfig.from_dict(record["options"])
     ctx = dist.DistContext(device=dist.resolve_device(device))
     precision = resolve_precision("auto", ctx.device)
-    folder = str(run_dir / ckpt.CHECKPOINT_DIR)
+    folder = str(run_dir / run_files.CHECKPOINT_DIR)
     seq2seq = load_seq2seq_slm(folder, AutoConfig.from_pretrained(folder), pretrained=False)
     frozen = None
     if options.method == "pifi":
         frozen = load_frozen_layers(_layers_for(record, layer_artifact), ctx.device, precision.layer_dtype)
     model = Seq2SeqPifi(seq2seq, frozen, options.method, options.attention, options.post_norm)
-    ckpt.load_into(model, ckpt.load_tensors(run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS))
+    ckpt.load_into(model, ckpt.load_tensors(run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS))
     model.to(ctx.device).eval()
     return LoadedSeq2SeqRun(run_dir, record, options, model, load_tokenizer(folder),
                             str(record.get("source_prefix", "")), ctx, precision)

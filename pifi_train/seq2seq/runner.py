@@ -16,7 +16,7 @@ import torch
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
-from .. import checkpoint as ckpt
+from .. import run_files
 from .. import distributed as dist
 from ..config import ProgressCallback, TrainConfig, resolve_precision
 from ..layer_ref import describe_artifacts, layer_record, load_frozen_layers, recorded_layers
@@ -88,8 +88,8 @@ def _train_seed(config: TrainConfig, ctx: dist.DistContext, precision: Any, laye
                 progress: ProgressCallback | None) -> RunResult:
     if resume and (done := _finished(run_dir, config.epochs)) is not None:
         return RunResult(run_dir, seed, done)
-    if resume and layer is not None and (run_dir / ckpt.CONFIG).is_file():
-        recorded = [entry.get("sha256") for entry in recorded_layers(ckpt.read_json(run_dir / ckpt.CONFIG))]
+    if resume and layer is not None and (run_dir / run_files.CONFIG).is_file():
+        recorded = [entry.get("sha256") for entry in recorded_layers(run_files.read_json(run_dir / run_files.CONFIG))]
         if recorded != [identity.sha256 for identity in layer]:
             raise ArtifactError("--resume: the layer artifact(s) are not the ones this run started with")
     torch.manual_seed(seed)
@@ -99,15 +99,15 @@ def _train_seed(config: TrainConfig, ctx: dist.DistContext, precision: Any, laye
     prefix = source_prefix(config, data, slm_config)
     trainer = Seq2SeqTrainer(model, data, tokenizer, config, seed, ctx, precision, run_dir, progress, prefix)
     state, metrics = None, {"seed": seed, "epochs": [], "best_epoch": 0}
-    if resume and (run_dir / ckpt.STATE_DIR / "trainer.json").is_file():
+    if resume and (run_dir / run_files.STATE_DIR / "trainer.json").is_file():
         state = trainer.restore()
-        metrics = ckpt.read_json(run_dir / ckpt.METRICS)
+        metrics = run_files.read_json(run_dir / run_files.METRICS)
         metrics.pop("final", None)
         metrics["complete"] = False
     elif ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(run_dir / ckpt.CONFIG, {
-            ckpt.RUN_MARKER: 1, "family": "seq2seq", "seed": seed, "options": config.to_dict(),
+        run_files.write_json(run_dir / run_files.CONFIG, {
+            run_files.RUN_MARKER: 1, "family": "seq2seq", "seed": seed, "options": config.to_dict(),
             "layer": layer_record(layer) if layer is not None else None,
             "slm": {"name": config.slm, "model_type": slm_config.model_type, "hidden_size": slm_config.d_model},
             "source_prefix": prefix, "data": data.source,
@@ -117,8 +117,8 @@ def _train_seed(config: TrainConfig, ctx: dist.DistContext, precision: Any, laye
                            "frozen": sum(p.numel() for p in model.parameters() if not p.requires_grad)},
             "device": str(ctx.device), "world_size": ctx.world_size, "precision": precision.describe(),
             "versions": versions(), "created": datetime.now().isoformat(timespec="seconds")})
-        tokenizer.save_pretrained(run_dir / ckpt.CHECKPOINT_DIR)
-        slm_config.save_pretrained(run_dir / ckpt.CHECKPOINT_DIR)
+        tokenizer.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
+        slm_config.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
     dist.barrier(ctx)
     state = state or TrainState()
     if state.epoch_done >= config.epochs:
@@ -139,7 +139,7 @@ def run_seq2seq(config: TrainConfig, progress: ProgressCallback | None = None,
     ctx = dist.setup(config.device)
     try:
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
-        ckpt.check_output_dir(out, config.overwrite, resume)
+        run_files.check_output_dir(out, config.overwrite, resume)
         artifact = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
         seeds = [config.seed + i for i in range(config.seeds)]
         first = load_pairs(config, seeds[0])
@@ -153,9 +153,9 @@ def run_seq2seq(config: TrainConfig, progress: ProgressCallback | None = None,
         tokenizer = load_tokenizer(config.slm)
         dist.barrier(ctx)
         if ctx.is_main and not resume:
-            ckpt.create_output_dir(out, config.overwrite)
+            run_files.prepare_output_dir(out, config.overwrite)
             if len(seeds) > 1:
-                ckpt.write_json(out / ckpt.SWEEP, {"pifi_sweep": 1, "options": config.to_dict(), "seeds": seeds,
+                run_files.write_json(out / run_files.SWEEP, {"pifi_sweep": 1, "options": config.to_dict(), "seeds": seeds,
                                                    "runs": [f"seed-{s}" for s in seeds]})
         dist.barrier(ctx)
         results = []
@@ -165,8 +165,8 @@ def run_seq2seq(config: TrainConfig, progress: ProgressCallback | None = None,
             results.append(_train_seed(config, ctx, precision, artifact, slm_config, tokenizer, seed, data, run_dir,
                                        resume, progress))
         if len(seeds) > 1 and ctx.is_main:
-            sweep = ckpt.read_json(out / ckpt.SWEEP)
-            ckpt.write_json(out / ckpt.SWEEP, {**sweep, "options": config.to_dict(),
+            sweep = run_files.read_json(out / run_files.SWEEP)
+            run_files.write_json(out / run_files.SWEEP, {**sweep, "options": config.to_dict(),
                                                "summary": summarize_seeds(results)})
         return results
     finally:
