@@ -29,6 +29,11 @@ def report(
         raise ConfigError(f"unknown --format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be at least 0, got {bootstrap}")
+    if plot is not None and not no_plot and not Path(plot).is_dir():
+        from pifi_extract.outputs import check_output_file
+
+        target = Path(plot) if Path(plot).suffix else Path(plot).with_suffix(".png")  # as the plot will be named
+        check_output_file(target, "--plot")  # a FIFO, device or missing folder: one line before any run is read
     result = build_report(run_dirs, None if no_plot else Path(plot or "pifi-report.png"),
                           plot_required=plot is not None, bootstrap=bootstrap)
     if fmt is not None:

@@ -63,6 +63,7 @@ def select(
     options = dict(locals())
     hf_logging.disable_progress_bar()
     config = dataclass_from_options(SelectConfig, options, cache_dir=str(cache_dir) if cache_dir else None)
+    _check_outputs((config.output, "-o"), (plot, "--plot"))  # before any layer is read
     with StepProgress(quiet, "pifi select") as progress:
         result = run_select(config, progress, token=token)
     _print_selection(result)
@@ -73,6 +74,15 @@ def select(
         say(f"cached: {key}")
     say(("" if result.extracted else f"pifi extract --llm {config.llm} --layer {result.best['layer']}"
          + (f" --gguf-file {config.gguf_file}" if config.gguf_file else "") + "\n") + train_command(result))
+
+
+def _check_outputs(*targets: tuple[Optional[str], str]) -> None:
+    """Refuse a user-named output (FIFO, device, folder, missing folder) before any work starts."""
+    from pifi_extract.outputs import check_output_file
+
+    for path, option in targets:
+        if path:
+            check_output_file(path, option)
 
 
 def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
@@ -133,6 +143,7 @@ def sweep(
     options = {k: v for k, v in locals().items() if k != "plot"}
     hf_logging.disable_progress_bar()
     train = dataclass_from_options(TrainConfig, options)
+    _check_outputs((plot, "--plot"))  # before any training
     with StepProgress(quiet, "pifi sweep") as progress:
         result = run_sweep(llm, train, layers=layers, gguf_file=gguf_file, revision=revision, token=token,
                            cache_dir=str(cache_dir) if cache_dir else None, selection=selection, progress=progress)

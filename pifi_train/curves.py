@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from pifi_extract.errors import ConfigError
+from pifi_extract.outputs import write_output
 
 
 # one colour per arm, the same in every plot (matplotlib's default cycle C0..C9): base blue, PiFi orange,
@@ -50,6 +51,8 @@ def plot_validation_curves(curves: Mapping[str, Sequence[Sequence[float]]], path
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:  # atomically: a full disk or an error never leaves half a PNG
+        write_output(path, lambda fh: fig.savefig(fh, dpi=120, format=path.suffix.lstrip(".") or "png"), "--plot")
+    finally:
+        plt.close(fig)
     return path
