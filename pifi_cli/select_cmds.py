@@ -97,9 +97,26 @@ def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
         style = "bold green" if row["rank"] == 1 else None
         table.add_row(row["name"], *[f"{row[n]:.4f}" for n in names], str(row["rank"]), style=style)
     out_console.print(table)
+    note = _noise_note(result.rows, result.num_samples) if "probe" in names else None
+    if note:
+        say(note)
     err_console.print(f"read {result.bytes_read / 1e6:.1f} MB ({result.embedding_rows} embedding rows"
                       f"{', cached layers ' + ','.join(map(str, result.cached_layers)) if result.cached_layers else ''})",
                       highlight=False)
+
+
+def _noise_note(rows: list, samples: int) -> Optional[str]:
+    """A note when the probe ranking is within noise: layers whose accuracy is within 2 standard errors of the best."""
+    from pifi_train.stats import accuracy_standard_error
+
+    best = max(r["probe"] for r in rows)
+    se = accuracy_standard_error(best, samples)
+    close = [r for r in rows if best - r["probe"] < 2 * se]
+    if len(close) < 2:
+        return None
+    return (f"note: with {samples} samples a probe accuracy has a standard error of about ±{100 * se:.1f} points; "
+            f"{len(close)} of {len(rows)} layers are within 2 of them of the best, so their order is within noise "
+            f"(more --samples narrows it)")
 
 
 def sweep(
@@ -158,8 +175,13 @@ def sweep(
         acc = result.mean(str(i))
         table.add_row(str(i), f"{100 * acc:.2f}", f"{100 * (acc - base):+.2f}")
     out_console.print(table)
+    from pifi_train.stats import spearman_p_value
+
     for name, rho in result.spearman.items():
-        say(f"spearman({name}, accuracy) = {rho:.3f} over {len(result.layers)} layers")
+        p = spearman_p_value(rho, len(result.layers))
+        noise = "" if p < 0.05 else ": within noise (no evidence of a ranking; sweep more layers or seeds)"
+        say(f"spearman({name}, accuracy) = {rho:.3f} over {len(result.layers)} layers, p = {p:.3f} (exact for "
+            f"<= 8 layers){noise}")
     if plot:
         say(f"plot: {plot_sweep(result, plot)}")
     say(f"sweep: {result.output_dir / 'sweep.json'}")

@@ -84,3 +84,30 @@ def test_overall_eta_moves_through_evaluation():
     halfway = seen[len(seen) // 2]  # once every speed is measured, the estimate is the real time left
     assert halfway.remaining == pytest.approx(total - halfway.elapsed, rel=0.05)
     assert format_eta(halfway).startswith(f"{100 * halfway.fraction:.0f}% · 0:") and "left" in format_eta(halfway)
+
+
+@pytest.mark.parametrize("ranks", [[0, 2, 1, 4, 3], [1, 0, 3, 2, 5, 4], [0, 1, 2, 3], [2, 0, 1, 3, 5, 4, 6],
+                                   [3, 1, 0, 2, 4, 7, 5, 6], [1, 0]])
+def test_spearman_p_value_is_scipys_exact_permutation_test(ranks):
+    """`pifi sweep` says when Spearman's rho over its layers is within noise (2 layers: always ±1, p = 1)."""
+    np = pytest.importorskip("numpy")
+    stats = pytest.importorskip("scipy.stats")
+    from pifi_train.stats import spearman_p_value
+
+    if len(ranks) < 3:  # two layers always agree or disagree perfectly: no evidence either way
+        assert spearman_p_value(1.0, 2) == spearman_p_value(-1.0, 2) == 1.0
+        return
+    x, y = np.arange(len(ranks)), np.array(ranks)
+    rho = stats.spearmanr(x, y).statistic
+    exact = stats.permutation_test((y,), lambda v: stats.spearmanr(x, v).statistic, permutation_type="pairings",
+                                   n_resamples=np.inf, alternative="two-sided").pvalue
+    assert spearman_p_value(rho, len(ranks)) == pytest.approx(exact)
+
+
+def test_select_says_when_its_ranking_is_within_noise():
+    from pifi_cli.select_cmds import _noise_note
+
+    rows = [{"probe": p} for p in (0.70, 0.74, 0.75, 0.60)]
+    note = _noise_note(rows, 40)  # SE ≈ 6.8 points: three layers within 2 SE of the best
+    assert note and "±6.8 points" in note and "3 of 4 layers" in note and "within noise" in note
+    assert _noise_note(rows, 100_000) is None  # tight: the best stands alone
