@@ -55,7 +55,6 @@ class DemoProgress:
         self.live = not quiet and sys.stderr.isatty()
         self.eta: Any = None
         self._bar: Any = None
-        self._overall: Any = None
         self._epoch: Any = None
 
     def __enter__(self) -> "DemoProgress":
@@ -90,10 +89,18 @@ class DemoProgress:
                 snap = eta.snapshot()
                 return Text(f"{format_eta(snap)} · run {snap.run}/{plan.runs} {snap.phase}")
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[text]}"), Overall(), console=err_console, transient=True,
+        class Bar(BarColumn):  # the overall bar follows the estimate between events too
+            def render(self, task: Any) -> Any:
+                if task.fields.get("kind") == "overall":
+                    from rich.progress_bar import ProgressBar
+
+                    return ProgressBar(total=1.0, completed=eta.snapshot().fraction, width=self.bar_width)
+                return super().render(task)
+
+        self._bar = Progress(TextColumn("{task.description}"), Bar(), TextColumn("{task.fields[text]}"), Overall(), console=err_console, transient=True,
                              refresh_per_second=2)
         self._bar.start()
-        self._overall = self._bar.add_task("overall", total=1000, text="", kind="overall")
+        self._bar.add_task("overall", total=None, text="", kind="overall")
 
     def __call__(self, event: Any) -> None:
         if self.quiet:
@@ -101,8 +108,6 @@ class DemoProgress:
         if self.eta is not None:
             self.eta.update(event)
         if self._bar is not None:
-            snap = self.eta.snapshot()
-            self._bar.update(self._overall, completed=int(1000 * snap.fraction))
             if event.kind == "epoch_start":
                 if self._epoch is not None:
                     self._bar.remove_task(self._epoch)
