@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pifi_extract.errors import ConfigError, CorruptFileError
+from pifi_extract.errors import ConfigError
 
 from .config import ProgressCallback, TrainConfig
 from .demo_assets import find_assets
@@ -39,7 +39,6 @@ from .eta import WorkPlan
 from .stats import Difference, mean_std, paired_bootstrap
 
 BOOTSTRAP_SAMPLES = 1000
-SIGNIFICANCE = 0.05
 TEST_SETS = {"test": "Rotten Tomatoes (in domain)", "tweets": "tweets (shifted domain)"}
 METHODS = {  # name -> (TrainConfig.method, post_norm, label)
     "base": ("base", False, "MiniLM (base)"),
