@@ -196,24 +196,26 @@ def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int, 
     )
 
 
-def _correct(run_dir: str, key: str) -> list[bool]:
-    """Per example of test set ``key`` (as the run's per-example predictions name it): was the run right."""
+def _correct(run_dir: str, test_set: str) -> list[bool]:
+    """Per example of ``test_set`` ("test", or "tweets": the run's one extra test set): was the run right."""
     from . import run_files
 
-    entry = run_files.read_json(Path(run_dir) / run_files.PREDICTIONS)[key]
+    predictions = run_files.read_json(Path(run_dir) / run_files.PREDICTIONS)
+    key = test_set if test_set == "test" else next(k for k in predictions if k != "test")
+    entry = predictions[key]
     return [p == y for p, y in zip(entry["predictions"], entry["labels"])]
 
 
-def compare(methods: list[MethodResult], shifted: str, samples: int) -> list[Comparison]:
+def compare(methods: list[MethodResult], samples: int) -> list[Comparison]:
     """Every PiFi arm against the base, on the in-domain and the shifted test set (runs paired by seed)."""
     base = next(m for m in methods if m.name == "base")
     out = []
     for m in methods:
         if m is base:
             continue
-        for test_set, key in (("test", "test"), ("tweets", shifted)):
-            diff = paired_bootstrap([_correct(d, key) for d in m.run_dirs],
-                                    [_correct(d, key) for d in base.run_dirs], samples)
+        for test_set in TEST_SETS:
+            diff = paired_bootstrap([_correct(d, test_set) for d in m.run_dirs],
+                                    [_correct(d, test_set) for d in base.run_dirs], samples)
             out.append(Comparison(m.name, test_set, diff, samples))
     return out
 
@@ -281,7 +283,7 @@ def run_demo(
         runs = run_training(config, progress)
         result.methods.append(_method_result(name, runs, time.perf_counter() - method_start, opts.batch_size,
                                              shifted))
-    result.comparisons = compare(result.methods, shifted, opts.bootstrap)
+    result.comparisons = compare(result.methods, opts.bootstrap)
     plot = plot_curves(result.methods, out / "validation_curves.png")
     result.plot = str(plot) if plot else None
     result.seconds = time.perf_counter() - started

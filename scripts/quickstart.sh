@@ -5,6 +5,7 @@
 # below), pifi's dependencies (~100 MB) and the demo assets (~190 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "quickstart: installs, then runs pifi demo: ~10 min on 2 CPU cores after the downloads (--quick: ~2 min)"
 
 # 1. torch. Kept if it is already installed (e.g. your CUDA build). Otherwise torch 2.13.0 from your package index:
 #    on Linux, PyPI's torch is the CUDA build, which pulls ~20 nvidia-*/triton wheels (several GB); on macOS and
