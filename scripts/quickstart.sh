@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quick start on a fresh machine (Python >= 3.10, from a clone): install pifi with the test tools and the offline demo
 # assets, then run the main job, `pifi demo`. Extra arguments go to `pifi demo` (e.g. --quick, --seeds 3).
-# Takes ~11 min on 2 CPU cores after the downloads (the demo ~9-10 min; --quick: ~2 min); downloads: torch (see
+# Takes ~10 min on 2 idle CPU cores after the downloads (the demo, estimated; --quick: ~2 min); downloads: torch (see
 # below), pifi's dependencies (~100 MB) and the demo assets (~190 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
