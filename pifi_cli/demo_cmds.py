@@ -177,7 +177,8 @@ def comparison_lines(result: Any) -> list[str]:
     for c in result.comparisons:
         d, n = c.difference, c.samples
         p = f"p < {1 / n:.3g}" if d.p_value == 0 else f"p = {d.p_value:.3f}"
-        verdict = (f"{'better' if d.mean > 0 else 'worse'} than the base beyond noise" if c.significant
+        verdict = (f"{'better' if d.mean > 0 else 'worse'} than the base on these test examples, beyond their noise "
+                   f"(training seeds vary more: confirm with --seeds 3)" if c.significant
                    else "not significantly different from the base (the interval contains 0)")
         lines.append(f"{METHODS[c.method][2]} on {TEST_SETS[c.test_set]}: Δ acc {100 * d.mean:+.2f} points, 95 % CI "
                      f"[{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}], {p} (paired bootstrap, {n} resamples): "
