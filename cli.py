@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 from pifi_cli import (cache_cmds, demo_cmds, extract_cmds, paper_cmds, predict_cmds, push_cmds, report_cmds, select_cmds,
                       train_cmds)
+from pifi_cli.common import PlainHelpGroup
 from pifi_cli.common import fail as _fail
 from pifi_extract.errors import PifiError
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=PlainHelpGroup,  # help texts are plain text: "pifi[lora]" must not be read as rich markup
 )
 
 

@@ -162,12 +162,12 @@ def _match_key(
     for source_id, kind, folder in _source_dirs(cache, source):
         commits, preferred = _commits(cache, source_id, kind, folder, rev)
         if preferred is not None:
-            keys = [k for k in _keys_of_commit(cache, source_id, kind, preferred, layer) if dtype in (None, k.dtype)]
+            keys = _keys_of_commit(cache, source_id, kind, preferred, layer, dtype)
             if keys:  # `main` (or the folder's current state) wins over older commits
                 candidates += keys
                 continue
         for commit in commits:
-            candidates += [k for k in _keys_of_commit(cache, source_id, kind, commit, layer) if dtype in (None, k.dtype)]
+            candidates += _keys_of_commit(cache, source_id, kind, commit, layer, dtype)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -179,7 +179,17 @@ def _match_key(
     )
 
 
-def _keys_of_commit(cache: LayerCache, source: str, kind: str, commit: str, layer: int) -> list[CacheKey]:
+def _keys_of_commit(
+    cache: LayerCache, source: str, kind: str, commit: str, layer: int, dtype: str | None = None
+) -> list[CacheKey]:
+    """The cached artifacts of one commit's layer: every dtype, or the one ``dtype`` names. As in ``pifi extract``,
+    the dtype the checkpoint already has names the ``keep`` artifact (``:fp32`` of an fp32 model = ``:keep``)."""
+    if dtype is not None:
+        try:
+            key = cache.find(source, kind, commit, layer, dtype)
+        except PifiError:  # layer out of range for this commit
+            return []
+        return [key] if key is not None else []
     out = []
     for dtype in DTYPE_TAGS:
         try:

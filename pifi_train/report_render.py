@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from pifi_extract.errors import ConfigError
 
-from .curves import plot_validation_curves
+from .curves import arm_color, plot_validation_curves
 from .families import FAMILIES
 from .options import default_of, option_fields, result_options
 from .stats import Difference
@@ -130,7 +130,7 @@ def plot_curves(records: Sequence[RunRecord], rows: Sequence[GroupRow], path: Pa
     path = Path(path)
     path = path / "pifi-report.png" if path.is_dir() else (path if path.suffix else path.with_suffix(".png"))
     by_run = {str(r.path): r for r in records}
-    curves, units = {}, set()
+    curves, units, colors = {}, set(), []
     for row in rows:
         metric = FAMILIES[row.family].metrics.primary_metric
         units.add(f"{metric.label}{' (%)' if metric.percent else ''}")
@@ -138,6 +138,8 @@ def plot_curves(records: Sequence[RunRecord], rows: Sequence[GroupRow], path: Pa
                           *([row.layers] if row.layers != "-" else []), f"(n={len(row.seeds)})"])
         scale = 1.0 if metric.percent else 0.01  # the plot shows fractions ×100
         curves[label] = [[v * scale for v in by_run[p].curve] for p in row.runs if by_run[p].curve]
-    return plot_validation_curves({k: v for k, v in curves.items() if v}, path,
+        colors.append(arm_color(str(row.options.get("method")), bool(row.options.get("post_norm"))))
+    kept = [(label, c) for (label, members), c in zip(curves.items(), colors) if members]
+    return plot_validation_curves({label: curves[label] for label, _ in kept}, path,
                                   title="pifi report: validation curves, mean over seeds",
-                                  ylabel=f"validation {' / '.join(sorted(units))}")
+                                  colors=[c for _, c in kept], ylabel=f"validation {' / '.join(sorted(units))}")
