@@ -34,7 +34,7 @@ def plot_validation_curves(curves: Mapping[str, Sequence[Sequence[float]]], path
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as err:
-        raise ConfigError("plotting needs matplotlib", "pip install 'pifi[plot]', or pass --no-plot") from err
+        raise ConfigError("plotting needs matplotlib", "pip install 'pifi[plot]', or drop --plot") from err
     fig, ax = plt.subplots(figsize=size)
     chosen = list(colors) if colors is not None else [None] * len(curves)
     chosen = [c if c not in chosen[:i] else None for i, c in enumerate(chosen)]  # two lines never share one

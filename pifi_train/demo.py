@@ -200,10 +200,9 @@ def _correct(run_dir: str, test_set: str) -> list[bool]:
     """Per example of ``test_set`` ("test", or "tweets": the run's one extra test set): was the run right."""
     from . import run_files
 
-    predictions = run_files.read_json(Path(run_dir) / run_files.PREDICTIONS)
-    key = test_set if test_set == "test" else next(k for k in predictions if k != "test")
-    entry = predictions[key]
-    return [p == y for p, y in zip(entry["predictions"], entry["labels"])]
+    rows = run_files.read_jsonl(Path(run_dir) / run_files.PREDICTIONS)
+    wanted = (lambda split: split == "test") if test_set == "test" else (lambda split: split.startswith("extra_test:"))
+    return [row["prediction"] == row["label"] for row in rows if wanted(str(row.get("split")))]
 
 
 def compare(methods: list[MethodResult], samples: int) -> list[Comparison]:

@@ -113,7 +113,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert stdout.count("(paired bootstrap, 1000 resamples): ") == 2
     # the same numbers as `pifi report --bootstrap 1000` on the demo's runs
     code, report, err = _cli(capsys, "report", str(out / "base"), str(out / "pifi"), "--bootstrap", "1000",
-                             "--format", "json", "--no-plot")
+                             "--format", "json")
     assert code == 0, err
     reported = next(r["bootstrap"] for r in json.loads(report) if r["group"]["method"] == "pifi")
     assert reported == result["comparisons"][0]["difference"]
