@@ -201,6 +201,10 @@ CHILD = r"""
 import json, os, sys, time
 t_start = float(sys.argv[1])
 marks = {}
+def first_connect(event, args):  # CPU time spent before the first request leaves (load on the box aside)
+    if event == "socket.connect" and "startup_cpu" not in marks:
+        marks["startup_cpu"] = sum(os.times()[:2])
+sys.addaudithook(first_connect)
 import pifi_extract.extract as ex, pifi_extract.writer as wr
 def timed(name, fn):
     def wrap(*a, **k):
@@ -217,7 +221,8 @@ wr.AtomicArtifactWriter.commit = timed("commit", wr.AtomicArtifactWriter.commit)
 def report():
     hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
     marks["done"] = time.time()
-    print("BENCH " + json.dumps({"marks": marks, "hwm": hwm, "torch": "torch" in sys.modules}), flush=True)
+    cpu = os.times().user + os.times().system
+    print("BENCH " + json.dumps({"marks": marks, "hwm": hwm, "cpu": cpu, "torch": "torch" in sys.modules}), flush=True)
 import atexit
 atexit.register(report)  # registered first: runs last, after the CLI's own exit work
 import cli
@@ -270,6 +275,7 @@ def run_pifi(link: Link, hub, work: Path, env: dict[str, str], layers: list[int]
     until = first_tensor + link.delay  # when it reached the server
     trips, requests = hub.round_trips(until, gap=link.delay), sum(r.started < until for r in log)
     phases = {
+        "startup_cpu": m["startup_cpu"],
         "startup": first_request - t0,
         "metadata": first_tensor - first_request,
         "data": m["commit_start"] - first_tensor,
@@ -282,7 +288,7 @@ def run_pifi(link: Link, hub, work: Path, env: dict[str, str], layers: list[int]
     for p in artifacts:
         p.unlink()
     return {"layers": layers, "wall_s": wall, "link_bytes": link.bytes_down - before, "artifact_bytes": size,
-            "peak_rss_mb": rec["hwm"] / 1e6, "phases_s": phases, "round_trips": trips, "requests_before": requests,
+            "peak_rss_mb": rec["hwm"] / 1e6, "cpu_s": rec["cpu"], "phases_s": phases, "round_trips": trips, "requests_before": requests,
             "sha256": digests, "torch_imported": rec["torch"]}
 
 
@@ -338,7 +344,7 @@ def main() -> None:
             r = parts[0] if calls == 1 else {
                 "layers": layers, "wall_s": time.time() - t0, "link_bytes": sum(p["link_bytes"] for p in parts),
                 "artifact_bytes": sum(p["artifact_bytes"] for p in parts),
-                "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+                "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), "cpu_s": sum(p["cpu_s"] for p in parts),
                 "phases_s": {k: sum(p["phases_s"][k] for p in parts) for k in parts[0]["phases_s"]},
                 "round_trips": sum(p["round_trips"] for p in parts),
                 "requests_before": sum(p["requests_before"] for p in parts),
@@ -375,10 +381,11 @@ def main() -> None:
     fixed = _fixed_costs([r for r in rows if r["rate_mb_s"] is None and not r["cut_every_5th"]])
     print()
     print(f"{'link':>9} {'cuts':>5} {'calls':>5} {'wall s':>7} {'xfer s':>7} {'ratio':>6} {'link MB':>8} {'RSS MB':>7} "
-          f"{'startup':>7} {'meta':>5} {'data':>6} {'tail':>5} {'exit':>5} {'RTs':>3} {'reqs':>4} same")
+          f"{'CPU s':>5} {'startup':>7} {'meta':>5} {'data':>6} {'tail':>5} {'exit':>5} {'RTs':>3} {'reqs':>4} same")
     for r in [*rows, *multi]:
         print(_row(r) + f" {'yes' if r['identical'] else 'NO'}")
-    print(f"fixed costs at the unlimited rate (median of {fixed['runs']}): start-up {fixed['startup_s']:.3f} s, "
+    print(f"fixed costs at the unlimited rate (median of {fixed['runs']}): start-up {fixed['startup_s']:.3f} s "
+          f"({fixed['startup_cpu_s']:.3f} s of CPU), "
           f"metadata {fixed['metadata_s']:.3f} s ({fixed['round_trips']} round trips), tail + exit "
           f"{fixed['tail_exit_s']:.3f} s; projected at 1 GB/s: {fixed['projected_1gbs_s']:.2f} s for "
           f"{fixed['transfer_1gbs_s']:.2f} s of transfer = {fixed['projected_1gbs_ratio']:.2f}x")
@@ -419,6 +426,7 @@ def _fixed_costs(runs: list[dict]) -> dict:
 
 
 _FIXED = {
+    "startup_cpu_s": lambda r: r["phases_s"]["startup_cpu"],
     "startup_s": lambda r: r["phases_s"]["startup"],
     "metadata_s": lambda r: r["phases_s"]["metadata"],
     "tail_exit_s": lambda r: r["phases_s"]["tail"] + r["phases_s"]["exit"],
@@ -433,7 +441,7 @@ def _row(r: dict) -> str:
     ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
     calls = f"{len(r['layers'])}L/{r['calls']}" if len(r["layers"]) > 1 else "1"
     return (f"{link:>9} {'1/5' if r['cut_every_5th'] else '-':>5} {calls:>5} {r['wall_s']:7.2f} {xfer:>7} {ratio:>6} "
-            f"{r['link_bytes'] / 1e6:8.1f} {r['peak_rss_mb']:7.1f} {p['startup']:7.2f} {p['metadata']:5.2f} "
+            f"{r['link_bytes'] / 1e6:8.1f} {r['peak_rss_mb']:7.1f} {r['cpu_s']:5.2f} {p['startup']:7.2f} {p['metadata']:5.2f} "
             f"{p['data']:6.2f} {p['tail']:5.2f} {p['exit']:5.2f} {r['round_trips']:>3} {r['requests_before']:>4}")
 
 

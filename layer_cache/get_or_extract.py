@@ -92,7 +92,10 @@ def get_or_extract_layers(
     if len(found) == len(set(layers)):
         return [found[layer] for layer in layers]
 
-    source = open_source(llm, revision, token=token, gguf_file=gguf_file)
+    # the layers were here at the commit this revision last named: resolve it without fetching config and index
+    last = cache.read_ref(source_id, kind, revision or "main") if kind == "hub" and not commit else None
+    likely_hit = last is not None and all(cache.find(source_id, kind, last, x, dtype) for x in layers)
+    source = open_source(llm, revision, token=token, gguf_file=gguf_file, prefetch=not likely_hit)
     if kind == "hub":
         commit = source.commit
     assert commit is not None

@@ -52,11 +52,18 @@ def artifact_file_name(llm: str, layer_index: int, dtype: str = "keep") -> str:
 
 
 def open_source(
-    llm: str, revision: str | None = None, *, token: str | bool | None = None, gguf_file: str | None = None
+    llm: str,
+    revision: str | None = None,
+    *,
+    token: str | bool | None = None,
+    gguf_file: str | None = None,
+    prefetch: bool = True,
 ) -> Source:
     """A local folder, or a Hub repo resolved to one commit (with ``HF_HUB_OFFLINE``, its cached snapshot).
 
     A ``.gguf`` path, or ``gguf_file`` (a file in the folder or repo), opens a GGUF source (see ``gguf_source``).
+    ``prefetch`` (Hub repos): fetch config and index while the commit is resolved (one round trip saved),
+    unless the caller expects to need neither (a cache that probably holds the layers already).
     """
     if gguf_file is not None or llm.endswith(".gguf"):
         from .gguf_source import open_gguf_source
@@ -70,7 +77,7 @@ def open_source(
         return _cached_snapshot(llm, revision)
     from .hub_source import HubSource
 
-    return HubSource(llm, revision, token=token, prefetch=("config.json", INDEX_FILE))  # fetched with the commit
+    return HubSource(llm, revision, token=token, prefetch=("config.json", INDEX_FILE) if prefetch else ())
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Source:

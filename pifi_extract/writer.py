@@ -163,7 +163,8 @@ class AtomicArtifactWriter:
         finally:
             with self._idle:
                 self._busy -= 1
-                self._idle.notify_all()
+                if self._fd is None:  # _close() is waiting for the writes in progress to end
+                    self._idle.notify_all()
 
     def commit(self, header: bytes, data_start: int) -> str:
         """Hash the data, patch the hash into ``header`` at offset 0, fsync and rename. Returns the data digest.
