@@ -108,3 +108,16 @@ def test_several_layers_share_metadata_and_one_pipeline(tmp_path, far_hub, model
     assert calls == [2] and cached[0].path == cached[2].path
     assert [a.path.read_bytes() for a in cached[:2]] == [singles[-1], singles[-2]]
     assert all(not a.hit for a in cached)
+
+
+def test_pifi_extract_imports_no_training_code(tmp_path, model_dir):
+    """Start-up (issue 23): `pifi extract` registers and imports only its own command module."""
+    import subprocess
+
+    probe = ("import sys, cli\nsys.argv = ['pifi', *sys.argv[1:]]\ncli.main()\n"
+             "print('LOADED', sorted({m.split('.')[0] for m in sys.modules if m.startswith(('pifi', 'torch'))}))")
+    done = subprocess.run([sys.executable, "-c", probe, "extract", "--llm", str(model_dir), "--layer", "-1",
+                           "--no-cache", "-o", str(tmp_path / "l.safetensors"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "LOADED ['pifi_cli', 'pifi_extract']"
