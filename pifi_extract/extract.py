@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .architectures import arch_for_config
-from .artifact import ArtifactInfo, read_artifact
+from .artifact import ArtifactInfo
 from .errors import CorruptFileError, SourceNotFoundError
 from .hf_cache import cached_file
 from .plan import (
@@ -31,7 +31,7 @@ from .plan import (
     resolve_layer_index,
     select_tensors,
 )
-from .pipeline import ProgressCallback, write_artifacts
+from .pipeline import ProgressCallback, write_artifacts  # noqa: F401 - write_artifacts re-exported
 from .provenance import source_provenance
 from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, header_length, parse_header
 from .sources import LocalSource, Source, read_json
