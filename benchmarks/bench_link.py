@@ -216,7 +216,10 @@ def timed(name, fn):
     return wrap
 ex.open_source = timed("open", ex.open_source)
 ex.plan_layers = timed("plan", ex.plan_layers)
-ex.write_artifacts = timed("write", ex.write_artifacts)
+if hasattr(ex, "write_artifacts"):  # this pifi; an older checkout (--code) writes one artifact at a time
+    ex.write_artifacts = timed("write", ex.write_artifacts)
+else:
+    ex.write_artifact = timed("write", ex.write_artifact)
 wr.AtomicArtifactWriter.commit = timed("commit", wr.AtomicArtifactWriter.commit)
 def report():
     hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
@@ -317,6 +320,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/link.json"))
     parser.add_argument("--timeout", type=float, default=180, help="seconds per pifi run")
     parser.add_argument("--hf-budget", type=float, default=10, help="seconds hf_hub_download may run (0: skip)")
+    parser.add_argument("--code", type=Path, default=ROOT, help="run pifi from this checkout (A/B against another "
+                        "commit under the same load; the loopback Hub and proxy are this checkout's)")
     args = parser.parse_args()
     from hub_server import HubServer
 
@@ -330,7 +335,7 @@ def main() -> None:
         link = Link(upstream, None)
         env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{link.port}", "HF_HOME": str(work / "hf_home"),
                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1", "NO_PROXY": "127.0.0.1,localhost",
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               "PYTHONPATH": os.pathsep.join([str(args.code.resolve()), os.environ.get("PYTHONPATH", "")]),
                "PIFI_CACHE": str(work / "pifi_cache"), "OMP_NUM_THREADS": "1"}
         env.pop("HF_TOKEN", None)
 
@@ -395,7 +400,7 @@ def main() -> None:
               f"({hf['rate_mb_s']:.1f} MB/s; {'done' if hf['completed'] else 'stopped'}), "
               f"projected {hf['projected_full_s']:.0f} s for the two shards")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"checkpoint_bytes": sum(sizes.values()), "shards": sizes, "runs": rows,
+    args.json.write_text(json.dumps({"code": str(args.code), "checkpoint_bytes": sum(sizes.values()), "shards": sizes, "runs": rows,
                                      "multi_layer": multi, "fixed_costs": fixed, "hf_hub_download": hf,
                                      "cpus": os.cpu_count(), "load_avg": os.getloadavg()}, indent=2))
     print(f"wrote {args.json}")

@@ -31,7 +31,7 @@ from .plan import (
     resolve_layer_index,
     select_tensors,
 )
-from .pipeline import ProgressCallback, write_artifacts  # noqa: F401 - write_artifacts re-exported
+from .pipeline import ProgressCallback, write_artifacts
 from .provenance import source_provenance
 from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, header_length, parse_header
 from .sources import LocalSource, Source, read_json
