@@ -1,7 +1,7 @@
-"""Benchmark `pifi extract` at Llama-3.1-8B scale through a simulated network link (issue 15).
+"""Benchmark `pifi extract` at Llama-3.1-8B scale through a simulated network link (issues 15, 23).
 
-    python benchmarks/bench_link.py                  # 25 and 100 MB/s + unlimited, clean and with cut bodies
-    python benchmarks/bench_link.py --rates 100      # one rate only
+    python benchmarks/bench_link.py                  # unlimited, 25, 100, 1000 MB/s, clean and with cut bodies, x2
+    python benchmarks/bench_link.py --rates 100 --repeat 1 --multi 0
     python benchmarks/bench_link.py --json out.json
 
 What it builds and runs:
@@ -12,13 +12,19 @@ What it builds and runs:
   * served by the test suite's loopback Hub (tests/hub_server.py) with LFS files redirected (302) to storage, as the
     Hub does, behind a throttling TCP proxy on 127.0.0.1: one token bucket shared by all connections (the link's
     bandwidth), 15 ms each way (RTT 30 ms), 2 RTTs of setup per new connection (TCP + TLS); no slow start;
-  * `pifi extract --llm bench/llama-3.1-8b --layer -1 --dtype keep --no-cache` in a fresh process per run (cold start,
-    imports and teardown included), clean and with every 5th body cut after 1 MiB (resumed; default backoff);
-  * huggingface_hub's `hf_hub_download` of the shards holding the layer at 100 MB/s, for a bounded time (its full
-    time is projected from the bytes it moved: it cannot beat the link).
-It prints, per run: wall, wall / (layer bytes / bandwidth), bytes through the link, peak RSS (VmHWM), the phases
-(start-up = interpreter + imports, metadata = open + plan, data = streaming, tail = hash/fsync/rename, exit =
-teardown) and whether the artifact is byte-identical to the unlimited clean run. Every run is bounded by a timeout.
+  * `pifi extract --llm bench/llama-3.1-8b --layer -1 --dtype keep --no-cache` in a fresh process per run, started as
+    the `pifi` console script starts it (cold start, imports and teardown included), clean and with every 5th body cut
+    after 1 MiB (resumed; default backoff), each setting `--repeat` times;
+  * `--multi` rate: 4 layers (-1..-4) in one call vs 4 calls of one layer each;
+  * huggingface_hub's `hf_hub_download` of the shards holding the layer at the highest rate, for a bounded time (its
+    full time is projected from the bytes it moved: it cannot beat the link).
+It prints, per run: wall, wall / (artifact bytes / bandwidth), bytes through the link, peak RSS (VmHWM), the phases
+(start-up = process start to the first request leaving the client, metadata = to the first tensor byte requested,
+data = to the last byte in, tail = hash/fsync/rename, exit = teardown), the round trips before the first tensor byte
+(the longest chain of requests that each started after the one before had been answered, from the loopback Hub's
+request log with timestamps; "reqs" = requests before it) and whether every artifact is byte-identical to the
+unlimited clean run's. The fixed costs measured at the unlimited rate (start-up + metadata + tail + exit) give the
+projection for links the Python proxy cannot carry on this machine (1 GB/s on 2 cores). Every run has a timeout.
 """
 
 from __future__ import annotations
@@ -124,6 +130,7 @@ class Link:
     def __init__(self, upstream_port: int, rate: float | None, delay: float = 0.015, setup_rtts: int = 2) -> None:
         self.upstream_port, self.rate, self.delay, self.setup = upstream_port, rate, delay, setup_rtts * 2 * delay
         self.bytes_down = 0
+        self.connects: list[float] = []  # time.time() of each client connection (the client's requests going out)
         self._free_at = 0.0
         self._loop = asyncio.new_event_loop()
         self.port = 0
@@ -142,6 +149,7 @@ class Link:
         self.rate = rate
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connects.append(time.time())
         await asyncio.sleep(self.setup)
         try:
             up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
@@ -192,9 +200,11 @@ class Link:
 CHILD = r"""
 import json, os, sys, time
 t_start = float(sys.argv[1])
-marks = {"imported": None}
-import cli
-marks["imported"] = time.time()
+marks = {}
+def first_connect(event, args):  # CPU time spent before the first request leaves (load on the box aside)
+    if event == "socket.connect" and "startup_cpu" not in marks:
+        marks["startup_cpu"] = sum(os.times()[:2])
+sys.addaudithook(first_connect)
 import pifi_extract.extract as ex, pifi_extract.writer as wr
 def timed(name, fn):
     def wrap(*a, **k):
@@ -206,16 +216,21 @@ def timed(name, fn):
     return wrap
 ex.open_source = timed("open", ex.open_source)
 ex.plan_layers = timed("plan", ex.plan_layers)
-ex.write_artifact = timed("write", ex.write_artifact)
+if hasattr(ex, "write_artifacts"):  # this pifi; an older checkout (--code) writes one artifact at a time
+    ex.write_artifacts = timed("write", ex.write_artifacts)
+else:
+    ex.write_artifact = timed("write", ex.write_artifact)
 wr.AtomicArtifactWriter.commit = timed("commit", wr.AtomicArtifactWriter.commit)
-code = 0
-try:
-    cli.main(sys.argv[2:])
-except SystemExit as e:
-    code = e.code or 0
-hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-marks["done"] = time.time()
-print("BENCH " + json.dumps({"marks": marks, "hwm": hwm, "code": code, "torch": "torch" in sys.modules}))
+def report():
+    hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    marks["done"] = time.time()
+    cpu = os.times().user + os.times().system
+    print("BENCH " + json.dumps({"marks": marks, "hwm": hwm, "cpu": cpu, "torch": "torch" in sys.modules}), flush=True)
+import atexit
+atexit.register(report)  # registered first: runs last, after the CLI's own exit work
+import cli
+sys.argv = ["pifi", *sys.argv[2:]]
+cli.main()  # as the `pifi` console script runs it
 """
 
 CHILD_HF = r"""
@@ -235,11 +250,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_extract(link: Link, work: Path, env: dict[str, str], timeout: float) -> dict:
-    out = work / "layer.safetensors"
-    before = link.bytes_down
+def run_pifi(link: Link, hub, work: Path, env: dict[str, str], layers: list[int], header_ends: dict[str, int],
+             timeout: float) -> dict:
+    """One `pifi extract` process for ``layers``; its phases, round trips, RSS and the artifacts' sha256."""
+    out = work / "out"
+    out.mkdir(exist_ok=True)
+    hub.reset_counters()
+    before, connects = link.bytes_down, len(link.connects)
     t0 = time.time()
-    args = ["extract", "--llm", REPO, "--layer", "-1", "--dtype", "keep", "--no-cache", "-o", str(out), "-q"]
+    args = ["extract", "--llm", REPO, *[a for i in layers for a in ("--layer", str(i))], "--dtype", "keep",
+            "--no-cache", "-o", str(out if len(layers) > 1 else out / "layer.safetensors"), "-q"]
     proc = subprocess.run([sys.executable, "-c", CHILD, str(t0), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=work)
     wall = time.time() - t0
@@ -247,19 +267,32 @@ def run_extract(link: Link, work: Path, env: dict[str, str], timeout: float) -> 
     if line is None or proc.returncode:
         raise SystemExit(f"pifi extract failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     rec = json.loads(line[6:])
-    m = rec["marks"]
+    m, log = rec["marks"], hub.log
+
+    def is_tensor_read(r) -> bool:
+        name = r.path.rsplit("/", 1)[-1]
+        return name in header_ends and r.range is not None and int(r.range[6:].split("-")[0]) >= header_ends[name]
+
+    first_tensor = min(r.started for r in log if is_tensor_read(r)) - link.delay  # when the client sent it
+    first_request = link.connects[connects]
+    until = first_tensor + link.delay  # when it reached the server
+    trips, requests = hub.round_trips(until, gap=link.delay), sum(r.started < until for r in log)
     phases = {
-        "startup": m["imported"] - t0,
-        "metadata": m["plan_end"] - m["imported"],
-        "data": m["commit_start"] - m["plan_end"],
+        "startup_cpu": m["startup_cpu"],
+        "startup": first_request - t0,
+        "metadata": first_tensor - first_request,
+        "data": m["commit_start"] - first_tensor,
         "tail": m["write_end"] - m["commit_start"],
         "exit": t0 + wall - m["done"],
     }
-    digest = sha256_file(out)
-    tensor_bytes = out.stat().st_size
-    out.unlink()
-    return {"wall_s": wall, "link_bytes": link.bytes_down - before, "artifact_bytes": tensor_bytes,
-            "peak_rss_mb": rec["hwm"] / 1e6, "phases_s": phases, "sha256": digest, "torch_imported": rec["torch"]}
+    artifacts = sorted(out.iterdir())
+    digests = {p.name: sha256_file(p) for p in artifacts}
+    size = sum(p.stat().st_size for p in artifacts)
+    for p in artifacts:
+        p.unlink()
+    return {"layers": layers, "wall_s": wall, "link_bytes": link.bytes_down - before, "artifact_bytes": size,
+            "peak_rss_mb": rec["hwm"] / 1e6, "cpu_s": rec["cpu"], "phases_s": phases, "round_trips": trips, "requests_before": requests,
+            "sha256": digests, "torch_imported": rec["torch"]}
 
 
 def run_hf(link: Link, work: Path, env: dict[str, str], shards: list[str], budget: float) -> dict:
@@ -281,39 +314,67 @@ def run_hf(link: Link, work: Path, env: dict[str, str], shards: list[str], budge
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", nargs="+", type=float, default=[25, 100], help="link bandwidths in MB/s")
+    parser.add_argument("--rates", nargs="+", type=float, default=[25, 100, 1000], help="link bandwidths in MB/s")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each setting (the box is shared: noisy)")
+    parser.add_argument("--multi", type=float, default=100, help="rate (MB/s) of the 4-layer comparison (0: skip)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/link.json"))
-    parser.add_argument("--timeout", type=float, default=120, help="seconds per pifi run")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds per pifi run")
     parser.add_argument("--hf-budget", type=float, default=10, help="seconds hf_hub_download may run (0: skip)")
+    parser.add_argument("--code", type=Path, default=ROOT, help="run pifi from this checkout (A/B against another "
+                        "commit under the same load; the loopback Hub and proxy are this checkout's)")
     args = parser.parse_args()
     from hub_server import HubServer
 
     with tempfile.TemporaryDirectory(prefix="bench_link_") as tmp, HubServer() as hub:
         work = Path(tmp)
         sizes = build_checkpoint(work / "ckpt")
+        header_ends = {p.name: 8 + _header_length(p) for p in (work / "ckpt").glob("*.safetensors")}
         serve_sparse(hub, work / "ckpt")
         hub.redirect_lfs = True
         upstream = int(hub.url.rsplit(":", 1)[1])
         link = Link(upstream, None)
         env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{link.port}", "HF_HOME": str(work / "hf_home"),
                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1", "NO_PROXY": "127.0.0.1,localhost",
-               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               "PYTHONPATH": os.pathsep.join([str(args.code.resolve()), os.environ.get("PYTHONPATH", "")]),
                "PIFI_CACHE": str(work / "pifi_cache"), "OMP_NUM_THREADS": "1"}
         env.pop("HF_TOKEN", None)
-        rows = []
-        for rate in [None, *args.rates]:
+
+        def run(rate: float | None, cut: bool, layers: list[int], calls: int = 1) -> dict:
             link.set_rate(None if rate is None else rate * 1e6)
-            for cut in (False, True):
-                hub.drop_every(5 if cut else 0, after_bytes=MiB)
-                r = run_extract(link, work, env, args.timeout)
-                hub.clear_faults()
-                transfer = None if rate is None else r["artifact_bytes"] / (rate * 1e6)  # the layer's bytes
-                rows.append({"rate_mb_s": rate, "cut_every_5th": cut, "transfer_s": transfer,
-                             "ratio": None if transfer is None else r["wall_s"] / transfer, **r})
-                print(_row(rows[-1]), flush=True)
-        reference = rows[0]["sha256"]
+            hub.drop_every(5 if cut else 0, after_bytes=MiB)
+            t0 = time.time()
+            parts = [run_pifi(link, hub, work, env, layers if calls == 1 else [layer], header_ends, args.timeout)
+                     for layer in (layers if calls > 1 else [None])]
+            hub.clear_faults()
+            r = parts[0] if calls == 1 else {
+                "layers": layers, "wall_s": time.time() - t0, "link_bytes": sum(p["link_bytes"] for p in parts),
+                "artifact_bytes": sum(p["artifact_bytes"] for p in parts),
+                "peak_rss_mb": max(p["peak_rss_mb"] for p in parts), "cpu_s": sum(p["cpu_s"] for p in parts),
+                "phases_s": {k: sum(p["phases_s"][k] for p in parts) for k in parts[0]["phases_s"]},
+                "round_trips": sum(p["round_trips"] for p in parts),
+                "requests_before": sum(p["requests_before"] for p in parts),
+                "sha256": {f"{p['layers'][0]}:{k}": v for p in parts for k, v in p["sha256"].items()},
+                "torch_imported": any(p["torch_imported"] for p in parts)}
+            transfer = None if rate is None else r["artifact_bytes"] / (rate * 1e6)
+            row = {"rate_mb_s": rate, "cut_every_5th": cut, "calls": calls, "transfer_s": transfer,
+                   "ratio": None if transfer is None else r["wall_s"] / transfer, **r}
+            print(_row(row), flush=True)
+            return row
+
+        rows = [run(rate, cut, [-1]) for rate in [None, *args.rates] for cut in (False, True)
+                for _ in range(args.repeat)]
+        multi = []
+        if args.multi:
+            reference4 = run(None, False, [-1, -2, -3, -4])
+            multi = [run(args.multi, False, [-1, -2, -3, -4], calls) for _ in range(args.repeat) for calls in (1, 4)]
+        reference = rows[0]["sha256"]["layer.safetensors"]
         for r in rows:
-            r["identical"] = r["sha256"] == reference
+            r["identical"] = r["sha256"] == {"layer.safetensors": reference}
+        if multi:
+            expected = _by_layer(reference4)
+            reference4["identical"] = expected[31] == reference  # layer -1 alone and among four: the same bytes
+            for r in multi:
+                r["identical"] = _by_layer(r) == expected
         shards = ["model-00003-of-00004.safetensors", "model-00004-of-00004.safetensors"]
         hf = None
         if args.hf_budget > 0:
@@ -322,20 +383,60 @@ def main() -> None:
             hf = run_hf(link, work, env, shards, args.hf_budget)
             need = sum(sizes[s] for s in shards)
             hf |= {"rate_limit_mb_s": rate, "shard_bytes": need, "projected_full_s": need / (hf["rate_mb_s"] * 1e6)}
+    fixed = _fixed_costs([r for r in rows if r["rate_mb_s"] is None and not r["cut_every_5th"]])
     print()
-    print(f"{'link':>9} {'cuts':>5} {'wall s':>7} {'xfer s':>7} {'ratio':>6} {'link MB':>8} {'RSS MB':>7} "
-          f"{'startup':>7} {'meta':>5} {'data':>6} {'tail':>5} {'exit':>5} same")
-    for r in rows:
+    print(f"{'link':>9} {'cuts':>5} {'calls':>5} {'wall s':>7} {'xfer s':>7} {'ratio':>6} {'link MB':>8} {'RSS MB':>7} "
+          f"{'CPU s':>5} {'startup':>7} {'meta':>5} {'data':>6} {'tail':>5} {'exit':>5} {'RTs':>3} {'reqs':>4} same")
+    for r in [*rows, *multi]:
         print(_row(r) + f" {'yes' if r['identical'] else 'NO'}")
+    print(f"fixed costs at the unlimited rate (median of {fixed['runs']}): start-up {fixed['startup_s']:.3f} s "
+          f"({fixed['startup_cpu_s']:.3f} s of CPU), "
+          f"metadata {fixed['metadata_s']:.3f} s ({fixed['round_trips']} round trips), tail + exit "
+          f"{fixed['tail_exit_s']:.3f} s; projected at 1 GB/s: {fixed['projected_1gbs_s']:.2f} s for "
+          f"{fixed['transfer_1gbs_s']:.2f} s of transfer = {fixed['projected_1gbs_ratio']:.2f}x")
     if hf is not None:
         print(f"hf_hub_download of {', '.join(shards)} ({hf['shard_bytes'] / 1e9:.2f} GB) at "
               f"{hf['rate_limit_mb_s']:g} MB/s: {hf['link_bytes'] / 1e6:.0f} MB in {hf['wall_s']:.1f} s "
               f"({hf['rate_mb_s']:.1f} MB/s; {'done' if hf['completed'] else 'stopped'}), "
               f"projected {hf['projected_full_s']:.0f} s for the two shards")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"checkpoint_bytes": sum(sizes.values()), "shards": sizes, "runs": rows,
-                                     "hf_hub_download": hf}, indent=2))
+    args.json.write_text(json.dumps({"code": str(args.code), "checkpoint_bytes": sum(sizes.values()), "shards": sizes, "runs": rows,
+                                     "multi_layer": multi, "fixed_costs": fixed, "hf_hub_download": hf,
+                                     "cpus": os.cpu_count(), "load_avg": os.getloadavg()}, indent=2))
     print(f"wrote {args.json}")
+
+
+def _header_length(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return struct.unpack("<Q", fh.read(8))[0]
+
+
+def _by_layer(run: dict) -> dict[int, str]:
+    """Resolved layer index -> sha256 of a run's artifacts (`<name>-layer-<i>.safetensors`, or per call
+    `<requested>:layer.safetensors`)."""
+    out = {}
+    for name, digest in run["sha256"].items():
+        requested, _, file = name.rpartition(":")
+        out[int(file.rsplit("-layer-", 1)[1].split(".")[0]) if "-layer-" in file else 32 + int(requested)] = digest
+    return out
+
+
+def _fixed_costs(runs: list[dict]) -> dict:
+    """Median fixed costs of clean unlimited runs, and the wall they project at 1 GB/s (fixed + transfer)."""
+    fixed = {k: sorted(get(r) for r in runs)[len(runs) // 2] for k, get in _FIXED.items()}
+    transfer = runs[0]["artifact_bytes"] / 1e9
+    total = fixed["startup_s"] + fixed["metadata_s"] + fixed["tail_exit_s"] + transfer
+    return {**fixed, "runs": len(runs), "transfer_1gbs_s": transfer, "projected_1gbs_s": total,
+            "projected_1gbs_ratio": total / transfer}
+
+
+_FIXED = {
+    "startup_cpu_s": lambda r: r["phases_s"]["startup_cpu"],
+    "startup_s": lambda r: r["phases_s"]["startup"],
+    "metadata_s": lambda r: r["phases_s"]["metadata"],
+    "tail_exit_s": lambda r: r["phases_s"]["tail"] + r["phases_s"]["exit"],
+    "round_trips": lambda r: r["round_trips"],
+}
 
 
 def _row(r: dict) -> str:
@@ -343,9 +444,10 @@ def _row(r: dict) -> str:
     link = "unlimited" if r["rate_mb_s"] is None else f"{r['rate_mb_s']:g} MB/s"
     xfer = "-" if r["transfer_s"] is None else f"{r['transfer_s']:.2f}"
     ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-    return (f"{link:>9} {'1/5' if r['cut_every_5th'] else '-':>5} {r['wall_s']:7.2f} {xfer:>7} {ratio:>6} "
-            f"{r['link_bytes'] / 1e6:8.1f} {r['peak_rss_mb']:7.1f} {p['startup']:7.2f} {p['metadata']:5.2f} "
-            f"{p['data']:6.2f} {p['tail']:5.2f} {p['exit']:5.2f}")
+    calls = f"{len(r['layers'])}L/{r['calls']}" if len(r["layers"]) > 1 else "1"
+    return (f"{link:>9} {'1/5' if r['cut_every_5th'] else '-':>5} {calls:>5} {r['wall_s']:7.2f} {xfer:>7} {ratio:>6} "
+            f"{r['link_bytes'] / 1e6:8.1f} {r['peak_rss_mb']:7.1f} {r['cpu_s']:5.2f} {p['startup']:7.2f} {p['metadata']:5.2f} "
+            f"{p['data']:6.2f} {p['tail']:5.2f} {p['exit']:5.2f} {r['round_trips']:>3} {r['requests_before']:>4}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ key's lock, then finds the artifact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,7 +24,8 @@ from typing import Callable, Sequence
 from huggingface_hub import constants
 
 from pifi_extract.artifact import METADATA_KEYS
-from pifi_extract.extract import is_local_reference, open_source, plan_layers, write_artifact
+from pifi_extract.extract import is_local_reference, open_source, plan_layers
+from pifi_extract.pipeline import write_artifacts
 from pifi_extract.plan import LayerPlan
 
 from .layout import FULL_SHA_RE, CacheKey, cache_root, dtype_tag
@@ -90,7 +92,10 @@ def get_or_extract_layers(
     if len(found) == len(set(layers)):
         return [found[layer] for layer in layers]
 
-    source = open_source(llm, revision, token=token, gguf_file=gguf_file)
+    # the layers were here at the commit this revision last named: resolve it without fetching config and index
+    last = cache.read_ref(source_id, kind, revision or "main") if kind == "hub" and not commit else None
+    likely_hit = last is not None and all(cache.find(source_id, kind, last, x, dtype) for x in layers)
+    source = open_source(llm, revision, token=token, gguf_file=gguf_file, prefetch=not likely_hit)
     if kind == "hub":
         commit = source.commit
     assert commit is not None
@@ -98,9 +103,10 @@ def get_or_extract_layers(
     missing = [x for x in dict.fromkeys(layers) if x not in found]
     if missing:
         cache.check_writable()
-        for requested, plan in zip(missing, plan_layers(source, missing, dtype=dtype)):
-            key = CacheKey(source_id, kind, commit, plan.layer_index, _tag_of_plan(plan, dtype))
-            found[requested] = _insert(cache, key, source, plan, revision, progress, on_wait)
+        plans = plan_layers(source, missing, dtype=dtype)
+        keys = [CacheKey(source_id, kind, commit, plan.layer_index, _tag_of_plan(plan, dtype)) for plan in plans]
+        inserted = _insert(cache, list(zip(keys, plans)), source, revision, progress, on_wait)  # one pipeline
+        found.update({requested: inserted[key] for requested, key in zip(missing, keys)})
     if kind == "hub" and getattr(source, "host", source.kind) == "hub":  # only once the layers are there
         cache.write_ref(source_id, kind, revision or "main", commit)  # so `main` resolves offline later
     return [found[layer] for layer in layers]
@@ -149,7 +155,7 @@ class OpenSourceCache:
         if self.kind == "hub" and getattr(self.source, "host", getattr(self.source, "kind", "")) == "hub":
             self.cache.write_ref(self.source_id, self.kind, self.revision or "main", self.commit)
         key = CacheKey(self.source_id, self.kind, self.commit, plan.layer_index, _tag_of_plan(plan, self.dtype))
-        return _insert(self.cache, key, self.source, plan, self.revision, progress, None)
+        return _insert(self.cache, [(key, plan)], self.source, self.revision, progress, None)[key]
 
 
 def _known_commit(cache: LayerCache, repo_id: str, revision: str | None) -> str | None:
@@ -179,17 +185,25 @@ def _tag_of_plan(plan: LayerPlan, dtype: str) -> str:
 
 def _insert(
     cache: LayerCache,
-    key: CacheKey,
+    planned: Sequence[tuple[CacheKey, LayerPlan]],
     source: object,
-    plan: LayerPlan,
     revision: str | None,
     progress: ProgressCallback | None,
     on_wait: Callable[[], None] | None,
-) -> CachedArtifact:
-    """Extract ``plan`` into the cache under ``key``'s lock, unless another process just did."""
-    with cache.locked(key, on_wait) as path:
-        if path.is_file():
-            return cache.get(key)
-        info = write_artifact(source, plan, path, progress=progress)  # type: ignore[arg-type]
-        cache.record(key, info, revision)
-    return cache.get(key, hit=False)
+) -> dict[CacheKey, CachedArtifact]:
+    """Extract each ``(key, plan)`` into the cache under its key's lock, unless another process just did; the
+    missing ones in one pipeline (shared connections). Locks are taken in one order, so two processes asking
+    for overlapping sets never wait on each other in a circle."""
+    unique: dict[CacheKey, LayerPlan] = {}
+    for key, plan in planned:  # -1 and 31 of a 32-layer model are one key: the first asked is written
+        unique.setdefault(key, plan)
+    with contextlib.ExitStack() as locks:
+        todo = []
+        for key in sorted(unique, key=lambda k: k.lock_name):
+            path = locks.enter_context(cache.locked(key, on_wait))
+            if not path.is_file():
+                todo.append((key, path))
+        write_artifacts(source, [(unique[key], path) for key, path in todo], progress=progress,  # type: ignore[arg-type]
+                        on_written=lambda i, info: cache.record(todo[i][0], info, revision))
+        written = {key for key, _ in todo}
+        return {key: cache.get(key, hit=key not in written) for key in unique}

@@ -19,6 +19,7 @@ from .extract import (  # noqa: E402
     open_source,
     plan_layers,
     write_artifact,
+    write_artifacts,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "read_artifact",
     "verify_artifact",
     "write_artifact",
+    "write_artifacts",
 ]

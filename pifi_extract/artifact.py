@@ -140,6 +140,7 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:
                 f"was written ({what})",
                 "delete it (`pifi cache rm`) and extract it again",
             )
+    _check_layer_fields(path, config, provenance, header)
     return ArtifactInfo(
         path=path,
         format_version=version,
@@ -152,6 +153,25 @@ def read_artifact(path: str | os.PathLike[str]) -> ArtifactInfo:
         size=size,
         header_sha256=recorded,
     )
+
+
+def _check_layer_fields(path: Path, config: dict[str, Any], provenance: dict[str, Any], header: SafetensorsHeader) -> None:
+    """The artifact's config, provenance and tensors must describe a layer that can be built (one line each:
+    ``num_hidden_layers: true``, ``num_attention_heads: 3`` against a hidden size of 64, a layer index past
+    the layer count, q/k/v shapes the heads do not imply)."""
+    from .architectures import ARCHITECTURES
+    from .config_check import MAX_LAYERS, check_layer_config, check_layer_shapes, is_int
+
+    where = f"artifact {path}"
+    spec = ARCHITECTURES.get(config["model_type"])
+    n = check_layer_config(config, num_layers_attr=spec.num_layers_attr if spec else None,
+                           norm_eps_attr=spec.norm_eps_attr if spec else None, where=where, error=ArtifactError)
+    index, count = provenance.get("layer_index"), provenance.get("num_layers")
+    if not (is_int(index) and is_int(count) and 0 <= index < count <= MAX_LAYERS) or (n and count != n):
+        raise ArtifactError(f"{where}: its provenance names layer {str(index)[:20]!r} of {str(count)[:20]!r} "
+                            f"(the config says {n or 'unknown'} layers)", "extract it again with `pifi extract`")
+    shapes = {name: e.shape for name, e in header.tensors.items() if not name.startswith(FINAL_NORM_PREFIX)}
+    check_layer_shapes(shapes, config, where=where, error=ArtifactError)
 
 
 def data_sha256(path: str | os.PathLike[str], data_start: int) -> str:

@@ -1,8 +1,10 @@
 """``pifi extract --dry-run``: what an extraction would read, from its plan alone (no tensor byte requested).
 
 Resolves the commit and reads config, index and the needed shards' headers (the planning step of
-:mod:`pifi_extract.extract`), then reports each layer's tensors, the tensor bytes a real run reads, the
-shards it touches, the licence, the licence files the repo carries and whether it is gated.
+:mod:`pifi_extract.extract`, each header read exactly: its 8-byte length, then the header, never a byte past
+it), then reports each layer's tensors, the tensor bytes a real run reads, the shards it touches, the licence,
+the licence files the repo carries and whether it is gated (from the same model-info request that resolved
+the commit).
 """
 
 from __future__ import annotations
@@ -42,29 +44,15 @@ class DryRun:
         return {**asdict(self), "source_bytes": self.source_bytes}
 
 
-def hub_gating(repo_id: str, commit: str | None, token: str | bool | None = None) -> tuple[str | bool | None, str | None]:
-    """(gated, licence) of a Hub repo from its model info (metadata only)."""
-    from huggingface_hub import HfApi, constants
-
-    info = HfApi(endpoint=constants.ENDPOINT).model_info(repo_id, revision=commit, token=token)
-    card = info.card_data.to_dict() if info.card_data is not None else {}
-    return getattr(info, "gated", None), card.get("license")
-
-
 def dry_run(llm: str, layers: Sequence[int], *, revision: str | None = None, dtype: str = "keep",
             token: str | bool | None = None, gguf_file: str | None = None) -> DryRun:
     """Plan the extraction of ``layers`` of ``llm`` and describe it; reads only metadata and headers."""
     from .extract import open_source, plan_layers
-    from .sources import LocalSource
 
     source = open_source(llm, revision, token=token, gguf_file=gguf_file)
-    plans = plan_layers(source, layers, dtype=dtype)
-    gated, card_license = None, None
-    if source.kind == "hub" and source.commit is not None and not isinstance(source, LocalSource):
-        try:
-            gated, card_license = hub_gating(source.name, source.commit, token)
-        except Exception:  # noqa: BLE001 - offline snapshot or a stripped-down server: gating unknown
-            gated = None
+    plans = plan_layers(source, layers, dtype=dtype, exact_headers=True)
+    hub = getattr(source, "inner", source)  # a GGUF file's host
+    gated = getattr(hub, "gated", None)  # known for Hub repos read online; None offline and for local files
     files = source.files()
     licence_files = [f for f in files if f.rsplit("/", 1)[-1] in LICENSE_FILES]
     planned = []
@@ -74,7 +62,7 @@ def dry_run(llm: str, layers: Sequence[int], *, revision: str | None = None, dty
         planned.append(PlannedLayer(plan.layer_index, tensors, plan.source_bytes, plan.artifact_bytes,
                                     plan.num_parameters, sorted({str(t["file"]) for t in tensors if t["file"]})))
     return DryRun(source.name, source.kind, source.revision, source.commit,
-                  getattr(source, "license", None) or card_license or _license_of(plans),
+                  getattr(source, "license", None) or _license_of(plans),
                   gated, licence_files, planned)
 
 

@@ -11,34 +11,31 @@ known) when it already holds the artifact:
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor, wait, FIRST_EXCEPTION
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from . import __version__
 from .architectures import arch_for_config
-from .artifact import ArtifactInfo, read_artifact
-from .convert import convert_bytes
+from .artifact import ArtifactInfo
 from .errors import CorruptFileError, SourceNotFoundError
 from .hf_cache import cached_file
 from .plan import (
     INDEX_FILE,
     LayerPlan,
     choose_weight_files,
-    copy_jobs,
     num_layers_of,
     parse_weight_map,
     plan_layer,
     resolve_layer_index,
     select_tensors,
 )
+from .pipeline import ProgressCallback, write_artifacts
 from .provenance import source_provenance
 from .safetensors_header import PREFIX_BYTES, SafetensorsHeader, header_length, parse_header
 from .sources import LocalSource, Source, read_json
 
-# progress(advance_bytes, total_bytes)
-ProgressCallback = Callable[[int, int], None]
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
@@ -55,11 +52,18 @@ def artifact_file_name(llm: str, layer_index: int, dtype: str = "keep") -> str:
 
 
 def open_source(
-    llm: str, revision: str | None = None, *, token: str | bool | None = None, gguf_file: str | None = None
+    llm: str,
+    revision: str | None = None,
+    *,
+    token: str | bool | None = None,
+    gguf_file: str | None = None,
+    prefetch: bool = True,
 ) -> Source:
     """A local folder, or a Hub repo resolved to one commit (with ``HF_HUB_OFFLINE``, its cached snapshot).
 
     A ``.gguf`` path, or ``gguf_file`` (a file in the folder or repo), opens a GGUF source (see ``gguf_source``).
+    ``prefetch`` (Hub repos): fetch config and index while the commit is resolved (one round trip saved),
+    unless the caller expects to need neither (a cache that probably holds the layers already).
     """
     if gguf_file is not None or llm.endswith(".gguf"):
         from .gguf_source import open_gguf_source
@@ -73,7 +77,7 @@ def open_source(
         return _cached_snapshot(llm, revision)
     from .hub_source import HubSource
 
-    return HubSource(llm, revision, token=token)
+    return HubSource(llm, revision, token=token, prefetch=("config.json", INDEX_FILE) if prefetch else ())
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Source:
@@ -90,12 +94,14 @@ HEADER_GUESS = 64 << 10  # real shard headers are 0.5-12 KB: one read of this mu
 HEADER_GUESS_FRACTION = 32  # ...but never more than 1/32 of a (small) file on speculation
 
 
-def read_safetensors_header(source: Source, file: str) -> SafetensorsHeader:
+def read_safetensors_header(source: Source, file: str, *, exact: bool = False) -> SafetensorsHeader:
     """Read and validate one shard's header: one speculative range read of its first 64 KB (at most 1/32 of the
-    file), a second one only for the rest of a longer header."""
+    file), a second one only for the rest of a longer header. ``exact``: the 8-byte length, then exactly the
+    header, so no byte past it (no tensor byte) is requested (a dry run; one round trip more per shard)."""
     size = source.size(file)
     where = f"{source.name}/{file}"
-    head = source.read(file, 0, min(size, HEADER_GUESS, max(PREFIX_BYTES, size // HEADER_GUESS_FRACTION)))
+    first = PREFIX_BYTES if exact else max(PREFIX_BYTES, min(HEADER_GUESS, size // HEADER_GUESS_FRACTION))
+    head = source.read(file, 0, min(size, first))
     n = header_length(bytes(head[:PREFIX_BYTES]), size, where)
     if PREFIX_BYTES + n <= len(head):
         raw = bytes(head[PREFIX_BYTES : PREFIX_BYTES + n])
@@ -104,8 +110,11 @@ def read_safetensors_header(source: Source, file: str) -> SafetensorsHeader:
     return parse_header(raw, size, where)
 
 
-def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", workers: int = 8) -> list[LayerPlan]:
-    """Plan one artifact per requested layer; reads only config, index and the needed shards' headers."""
+def plan_layers(
+    source: Source, layers: Sequence[int], *, dtype: str = "keep", workers: int = 8, exact_headers: bool = False
+) -> list[LayerPlan]:
+    """Plan one artifact per requested layer; reads only config, index and the needed shards' headers
+    (``exact_headers``: not one byte past them, see :func:`read_safetensors_header`)."""
     own_format = getattr(source, "plan_layers", None)  # a source that carries its own format (GGUF)
     if own_format is not None:
         return own_format(layers, dtype=dtype)  # type: ignore[no-any-return]
@@ -114,7 +123,8 @@ def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", w
         raise SourceNotFoundError(f"{source.name} has no config.json", "point --llm at a transformers model")
     weights = choose_weight_files(files)
     with ThreadPoolExecutor(max_workers=2) as pool:  # config and index (or the single shard's header) at once
-        index_job = pool.submit(read_json if weights == INDEX_FILE else read_safetensors_header, source, weights)
+        index_job = (pool.submit(read_json, source, weights) if weights == INDEX_FILE
+                     else pool.submit(read_safetensors_header, source, weights, exact=exact_headers))
         config = read_json(source, "config.json")
         arch = arch_for_config(config)
         num_layers = num_layers_of(config, arch)
@@ -133,7 +143,7 @@ def plan_layers(source: Source, layers: Sequence[int], *, dtype: str = "keep", w
     if missing:
         raise CorruptFileError(f"{source.name}: the index names shard {missing[0]!r}, which the repo does not have")
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(needed) or 1))) as pool:
-        headers.update(zip(needed, pool.map(lambda f: read_safetensors_header(source, f), needed)))
+        headers.update(zip(needed, pool.map(lambda f: read_safetensors_header(source, f, exact=exact_headers), needed)))
     used_files += [f for f in needed if f not in used_files]
     plans = []
     for requested, index, selected in zip(layers, indices, selections):
@@ -169,40 +179,10 @@ def write_artifact(
     workers: int = 8,
     chunk_bytes: int = 8 << 20,
 ) -> ArtifactInfo:
-    """Stream the plan's tensors into ``path`` (atomically), in parallel, with flat memory."""
-    own_format = getattr(source, "write_artifact", None)  # a source that carries its own format (GGUF)
-    if own_format is not None:
-        return own_format(plan, path, progress=progress, workers=workers)  # type: ignore[no-any-return]
-    from .writer import AtomicArtifactWriter
-
-    total = plan.source_bytes
-    tick = (lambda n: progress(n, total)) if progress is not None else None
-    jobs = copy_jobs(plan, chunk_bytes)
-
-    # the data is hashed and written back while it arrives: commit() needs no final pass
-    with AtomicArtifactWriter(path, plan.artifact_bytes, data_start=len(plan.header)) as out:
-        out.pwrite(0, plan.header)
-
-        def run(job: Any) -> None:
-            if job.src_dtype == job.dtype:  # bytes go to their offsets as they arrive: memory stays flat
-                source.read_into(
-                    job.file, job.src_start, job.src_end,
-                    lambda offset, piece: out.pwrite(job.out_start + offset, piece), progress=tick,
-                )
-            else:  # a conversion needs whole elements: one chunk (<= chunk_bytes) at a time
-                data = source.read(job.file, job.src_start, job.src_end, progress=tick)
-                out.pwrite(job.out_start, convert_bytes(data, job.src_dtype, job.dtype))
-
-        pool = ThreadPoolExecutor(max_workers=max(1, workers))
-        try:
-            futures = [pool.submit(run, job) for job in jobs]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                fut.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        out.commit(plan.header, len(plan.header))
-    return read_artifact(path)
+    """Stream the plan's tensors into ``path`` (atomically), in parallel, with flat memory
+    (:func:`~.pipeline.write_artifacts` of one target)."""
+    (info,) = write_artifacts(source, [(plan, path)], progress=progress, workers=workers, chunk_bytes=chunk_bytes)
+    return info
 
 
 @dataclass(frozen=True)
@@ -227,12 +207,10 @@ def extract_layers(
 ) -> list[ExtractResult]:
     """Extract several layers of one model, one artifact each, at ``output_for(plan)``."""
     source = open_source(llm, revision, token=token, gguf_file=gguf_file) if isinstance(llm, str) else llm
-    results = []
-    for plan in plan_layers(source, layers, dtype=dtype):
-        path = Path(output_for(plan))
-        info = write_artifact(source, plan, path, progress=progress)
-        results.append(ExtractResult(path, info, plan.source_bytes))
-    return results
+    plans = plan_layers(source, layers, dtype=dtype)
+    targets = [(plan, Path(output_for(plan))) for plan in plans]
+    infos = write_artifacts(source, targets, progress=progress)  # one pipeline for every layer
+    return [ExtractResult(path, info, plan.source_bytes) for (plan, path), info in zip(targets, infos)]
 
 
 def extract_layer(

@@ -7,12 +7,15 @@ stand-in for the data section, so that a Hub file is never downloaded whole.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import UnsupportedModelError
+from .errors import CorruptFileError, UnsupportedModelError
 from .gguf_header import GgufHeader, slim_header
+
+_BLOCK = re.compile(r"blk\.(\d+)\.")
 
 
 def gguf_config(header: GgufHeader, prefix: bytes, file_size: int, name: str) -> dict[str, Any]:
@@ -36,7 +39,22 @@ def gguf_config(header: GgufHeader, prefix: bytes, file_size: int, name: str) ->
         except (ValueError, KeyError, NotImplementedError) as err:
             raise UnsupportedModelError(f"transformers cannot build a config from {name}: {err}") from None
     config["_name_or_path"] = name
+    _check_block_count(config, header, name)
     return config
+
+
+def _check_block_count(config: dict[str, Any], header: GgufHeader, name: str) -> None:
+    """The metadata's block count must be the blocks the file's tensors hold (``blk.0.`` .. ``blk.N-1.``): a
+    file claiming 2**31 - 1 layers is refused here, before anything sizes a table by that count."""
+    from .architectures import ARCHITECTURES
+
+    spec = ARCHITECTURES.get(str(config.get("model_type")))
+    claimed = config.get(spec.num_layers_attr if spec else "num_hidden_layers")
+    blocks = {int(m.group(1)) for t in header.tensors if (m := _BLOCK.match(t))}
+    if blocks != set(range(claimed if isinstance(claimed, int) and 0 <= claimed <= len(blocks) else -1)):
+        held = f"blk.0-blk.{max(blocks)}" if blocks else "none"
+        raise CorruptFileError(f"{name}: the GGUF metadata says {str(claimed)[:20]} blocks but its tensors hold "
+                               f"{len(blocks)} ({held})", "the file is corrupt or crafted: download it again")
 
 
 def config_object(config: dict[str, Any]) -> Any:

@@ -1,37 +1,35 @@
 """A Hub model repo, pinned to one commit, read by HTTP range requests.
 
-All requests go through huggingface_hub's own session, URL and header helpers,
-so ``HF_ENDPOINT``, ``HF_TOKEN`` / the saved login token and ``HF_HUB_OFFLINE``
-behave exactly as in huggingface_hub. A range read checks every response
-(206, exact ``Content-Range`` and length, one ETag per file throughout) and
-resumes a dropped body from the byte where it stopped, with bounded retries.
+All requests go through huggingface_hub's own session (one connection pool for
+every file and redirect), header helpers and endpoint, so ``HF_ENDPOINT``,
+``HF_TOKEN`` / the saved login token and ``HF_HUB_OFFLINE`` behave exactly as in
+huggingface_hub. A range read checks every response (206, exact
+``Content-Range`` and length, one ETag per file throughout) and resumes a
+dropped body from the byte where it stopped, with bounded retries.
+
+Round trips: the commit is resolved by one model-info request (sizes and hashes
+of every file: no HEAD requests), while the small files the caller names
+(``prefetch``: config and index) are fetched at the same time; each is kept only
+if the Hub says it came from that same commit, at the size the info lists.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
-from typing import Any, Callable, Iterator
-
-from urllib.parse import quote, urlsplit
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import constants, get_hf_file_metadata, get_session, hf_hub_url
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    LocalEntryNotFoundError,
-    LocalTokenNotFoundError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
+from huggingface_hub import constants
+from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
-from .errors import AccessDeniedError, NetworkError, OfflineError, PifiError, SourceNotFoundError
+from .errors import NetworkError, SourceNotFoundError
+from .hub_api import fetch_small, hub_errors, in_background, model_info, read_timeout, resolve_url
+
+__all__ = ["HubSource", "hub_errors", "read_timeout", "retry_delay", "default_backoff", "MAX_BACKOFF"]
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 STALE_REDIRECT_STATUSES = {401, 403, 404, 410}
@@ -43,93 +41,16 @@ def default_backoff() -> float:
     return float(os.environ.get("PIFI_HTTP_BACKOFF", "0.5"))
 
 
-def read_timeout() -> float:
-    """Seconds a Hub request may go without a byte: huggingface_hub's ``HF_HUB_DOWNLOAD_TIMEOUT`` (default 10)."""
-    return float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
-
-
 def retry_delay(base: float, failures: int) -> float:
     """Seconds to wait before retry number ``failures`` (1, 2, ...): doubling from ``base``, capped."""
     return min(MAX_BACKOFF, base * 2 ** (failures - 1))
 
 
-WRITE_HINT = "log in with a token that has write access (`hf auth login`), or pass --token / set HF_TOKEN"
-OFFLINE_HINT = "unset HF_HUB_OFFLINE (or connect once) to reach the Hub; what was fetched before works offline"
-
-
-@contextlib.contextmanager
-def hub_errors(repo_id: str, revision: str | None = None, path: str | None = None, *, push: bool = False
-               ) -> Iterator[None]:
-    """Turn huggingface_hub's and the network's exceptions into pifi's one-line errors: the one mapping of every
-    command that talks to the Hub (reads, and with ``push`` uploads to ``repo_id``)."""
-    what = f"{repo_id}/{path}" if path else repo_id
-    try:
-        yield
-    except LocalTokenNotFoundError:
-        raise AccessDeniedError(f"pushing to {repo_id} needs a Hub token with write access", WRITE_HINT) from None
-    except GatedRepoError:
-        raise AccessDeniedError(
-            f"{repo_id} is gated and this token has no access",
-            "request access on its Hub page, then log in with `hf auth login` or pass --token / set HF_TOKEN",
-        ) from None
-    except RepositoryNotFoundError:
-        raise SourceNotFoundError(
-            f"repository {repo_id!r} not found, or private and this token cannot see it",
-            "check the repo id; for a private repo log in with `hf auth login` or pass --token",
-        ) from None
-    except RevisionNotFoundError:
-        raise SourceNotFoundError(
-            f"revision {revision!r} not found in {repo_id}", "pass an existing branch, tag or commit sha to --revision"
-        ) from None
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError):  # offline, or the Hub unreachable and nothing cached
-        raise _unreachable(what, "pushing to" if push else "reading") from None
-    except EntryNotFoundError:
-        raise SourceNotFoundError(f"file {what!r} not found at revision {revision or 'main'}") from None
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if status in (401, 403):
-            if push:
-                raise AccessDeniedError(f"no write access to {repo_id} (HTTP {status})", WRITE_HINT) from None
-            raise AccessDeniedError(
-                f"access to {what} denied (HTTP {status})", "log in with `hf auth login` or pass --token / set HF_TOKEN"
-            ) from None
-        raise NetworkError(f"the Hub answered HTTP {status} for {what}", "try again later") from None
-    except httpx2.TransportError as err:
-        raise _unreachable(what, "pushing to" if push else "reading", err) from None
-
-
-def _unreachable(what: str, doing: str, err: BaseException | None = None) -> PifiError:
-    """HF_HUB_OFFLINE=1 (OfflineError), or the Hub does not answer (NetworkError); never "not found"."""
-    if constants.is_offline_mode():
-        cached = "" if doing.startswith("push") else ", and it is not in the local cache"
-        return OfflineError(f"HF_HUB_OFFLINE=1: {doing} {what} needs the Hub{cached}", OFFLINE_HINT)
-    detail = f": {err}" if err is not None and str(err) else ""
-    return NetworkError(f"cannot reach the Hub ({constants.ENDPOINT}) while {doing} {what}{detail}",
-                        "check the network, a proxy, or HF_ENDPOINT; what was fetched before works offline "
-                        "(HF_HUB_OFFLINE=1)")
-
-
-def model_info(repo_id: str, revision: str | None, token: str | bool | None) -> dict[str, Any]:
-    """The Hub's model info with file sizes and hashes (``HfApi.model_info(files_metadata=True)``'s request:
-    the same URL, headers, session and error mapping, without importing ``HfApi``, which costs ~0.5 s)."""
-    url = f"{constants.ENDPOINT}/api/models/{repo_id}"
-    if revision is not None:
-        url += f"/revision/{quote(revision, safe='')}"
-    with hub_errors(repo_id, revision):
-        resp = get_session().get(url, headers=build_hf_headers(token=token), params={"blobs": True},
-                                 timeout=read_timeout())
-        hf_raise_for_status(resp)
-    try:
-        info = resp.json()
-    except ValueError:
-        info = None
-    if not isinstance(info, dict) or not isinstance(info.get("sha"), str):
-        raise NetworkError(f"the Hub sent an unexpected model info for {repo_id}", "try again later")
-    return info
-
-
 class HubSource:
-    """Files of ``repo_id`` at the commit that ``revision`` resolves to (one metadata request)."""
+    """Files of ``repo_id`` at the commit that ``revision`` resolves to (one metadata request).
+
+    ``prefetch``: small files fetched while the commit is being resolved (see the module docstring).
+    """
 
     kind = "hub"
 
@@ -141,24 +62,32 @@ class HubSource:
         token: str | bool | None = None,
         max_retries: int = 4,
         backoff: float | None = None,
+        prefetch: Sequence[str] = (),
     ) -> None:
         self.name = repo_id
         self.revision = revision
         self.token = token
         self.max_retries = max_retries
         self.backoff = default_backoff() if backoff is None else backoff
+        ahead = {path: in_background(fetch_small, repo_id, revision or constants.DEFAULT_REVISION, path, token)
+                 for path in dict.fromkeys(prefetch)}
         info = model_info(repo_id, revision, token)
         self.commit: str = info["sha"]
-        siblings = [s for s in info.get("siblings") or [] if isinstance(s, dict) and "rfilename" in s]
+        siblings = [s for s in info.get("siblings") or [] if isinstance(s, dict) and isinstance(s.get("rfilename"), str)]
         self._files = sorted(s["rfilename"] for s in siblings)
         card = info.get("cardData") or {}
-        self.license: str | None = card.get("license") if isinstance(card, dict) else None
+        license_ = card.get("license") if isinstance(card, dict) else None
+        self.license: str | None = license_ if isinstance(license_, str) else None
+        gated = info.get("gated")
+        self.gated: str | bool | None = gated if isinstance(gated, (str, bool)) else None  # "auto", "manual", False
         # size and ETag (LFS sha256, else the git blob id) of every file, from that one request: no HEADs needed
         self._meta: dict[str, tuple[int, str | None]] = {
             s["rfilename"]: (s["size"], (s.get("lfs") or {}).get("sha256") or s.get("blobId"))
             for s in siblings
-            if isinstance(s.get("size"), int)
+            if isinstance(s.get("size"), int) and not isinstance(s.get("size"), bool) and s["size"] >= 0
         }
+        self._ahead = ahead  # path -> Future of fetch_small, until first read
+        self._small: dict[str, bytes] = {}  # prefetched files that proved to be this commit's
         self._etags_seen: dict[str, str] = {}
         self._redirects: dict[str, str] = {}  # path -> the storage URL the Hub redirected its range reads to
         self._lock = threading.Lock()
@@ -168,22 +97,44 @@ class HubSource:
         return list(self._files)
 
     def _url(self, path: str) -> str:
-        return hf_hub_url(self.name, path, revision=self.commit, endpoint=constants.ENDPOINT)
+        return resolve_url(self.name, self.commit, path)
 
     def _metadata(self, path: str) -> tuple[int, str | None]:
         if path not in self._meta:
-            with hub_errors(self.name, self.revision, path):
-                meta = get_hf_file_metadata(self._url(path), token=self.token, retry_on_errors=True)
-            if meta.size is None:
-                raise NetworkError(f"the Hub did not report the size of {self.name}/{path}", "try again later")
-            self._meta[path] = (meta.size, meta.etag)
+            if path not in self._files:
+                raise SourceNotFoundError(f"file {self.name}/{path!r} not found at commit {self.commit[:12]}")
+            self._meta[path] = self._probe(path)  # the model info gave no size: one ranged GET tells it
         return self._meta[path]
+
+    def _probe(self, path: str) -> tuple[int, str | None]:
+        """(size, ETag) of ``path`` from a ranged GET of its first byte (the total in ``Content-Range``)."""
+        headers = {**build_hf_headers(token=self.token), "Range": "bytes=0-0", "Accept-Encoding": "identity"}
+        with hub_errors(self.name, self.revision, path):
+            resp = get_session().get(self._url(path), headers=headers)
+            hf_raise_for_status(resp)
+        total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+        if resp.status_code != 206 or not total.isdigit():
+            raise NetworkError(f"the Hub did not report the size of {self.name}/{path}", "try again later")
+        hub = resp.history[0] if resp.history else resp  # the Hub's own answer names the LFS hash, storage does not
+        etag = hub.headers.get("X-Linked-Etag") or hub.headers.get("ETag")
+        return int(total), etag.removeprefix("W/").strip('"') if etag else None
 
     def size(self, path: str) -> int:
         return self._metadata(path)[0]
 
     def etag(self, path: str) -> str | None:
         return self._metadata(path)[1]
+
+    def _prefetched(self, path: str) -> bytes | None:
+        """The prefetched bytes of ``path`` if they are this commit's, else None (read them the ordinary way)."""
+        with self._lock:
+            future = self._ahead.pop(path, None)
+        if future is not None:
+            got = future.result()
+            if got is not None and got[0] == self.commit and len(got[1]) == self._meta.get(path, (-1,))[0]:
+                with self._lock:
+                    self._small[path] = got[1]
+        return self._small.get(path)
 
     # -- data -----------------------------------------------------------------------------------
     def read(self, path: str, start: int, end: int, *, progress: Callable[[int], None] | None = None) -> bytes:
@@ -212,6 +163,13 @@ class HubSource:
         give up, so a flaky link that keeps cutting bodies still finishes; such a resume does not wait (only
         attempts that moved nothing back off).
         """
+        small = self._prefetched(path) if self._ahead or self._small else None
+        if small is not None and end <= len(small):
+            if end > start:
+                sink(0, small[start:end])
+                if progress is not None:
+                    progress(end - start)
+            return
         pos, failures = start, 0
         while pos < end:
             try:
@@ -287,7 +245,7 @@ class HubSource:
         expected = f"bytes {pos}-{end - 1}/{size}"
         got_range = resp.headers.get("Content-Range", "")
         got_len = resp.headers.get("Content-Length")
-        if got_range != expected or (got_len is not None and int(got_len) != end - pos):
+        if got_range != expected or (got_len is not None and (not got_len.isdigit() or int(got_len) != end - pos)):
             raise NetworkError(
                 f"bad range response for {self.name}/{path}: Content-Range {got_range!r}, length {got_len} "
                 f"(expected {expected!r})",

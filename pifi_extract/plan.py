@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .architectures import ArchSpec
 from .artifact import FINAL_NORM_PREFIX, artifact_metadata
+from .config_check import check_layer_config, check_layer_shapes
 from .errors import ConfigError, CorruptFileError, LayerIndexError, UnsupportedModelError
 from .safetensors_header import DTYPE_SIZES, SafetensorsHeader, build_header
 
@@ -72,11 +73,10 @@ def resolve_layer_index(requested: int, num_layers: int) -> int:
     return requested % num_layers
 
 
-def num_layers_of(config: Mapping[str, Any], arch: ArchSpec) -> int:
-    n = config.get(arch.num_layers_attr)
-    if not isinstance(n, int) or n <= 0:
-        raise CorruptFileError(f"config.json has no valid {arch.num_layers_attr!r}")
-    return n
+def num_layers_of(config: Mapping[str, Any], arch: ArchSpec, where: str = "config.json") -> int:
+    """The model's number of layers, once the fields that shape a layer are checked strictly (one line each)."""
+    return check_layer_config(config, num_layers_attr=arch.num_layers_attr, norm_eps_attr=arch.norm_eps_attr,
+                              where=where, error=CorruptFileError)
 
 
 def select_tensors(weight_map: Mapping[str, str], arch: ArchSpec, layer_index: int) -> dict[str, tuple[str, str]]:
@@ -152,22 +152,6 @@ def one_or_list(values: Iterable[str]) -> str | list[str]:
     return distinct[0] if len(distinct) == 1 else distinct
 
 
-def check_shapes_match_config(shapes: Mapping[str, tuple[int, ...]], config: Mapping[str, Any]) -> None:
-    """Refuse a layer whose tensors disagree with its config's ``hidden_size`` (the layer would not run).
-
-    The layer norms must be ``(hidden_size,)`` and some tensor must have a ``hidden_size`` axis.
-    """
-    hidden = config.get("hidden_size")
-    if not isinstance(hidden, int) or isinstance(hidden, bool) or not shapes:
-        return
-    norms = {n: s for n, s in shapes.items() if n.endswith("layernorm.weight") and len(s) == 1}
-    wrong = next((n for n, s in norms.items() if s != (hidden,)), None)
-    if wrong is not None or not any(hidden in s for s in shapes.values()):
-        shown = f"{wrong} is {list(shapes[wrong])}" if wrong else "no tensor has that size"
-        raise CorruptFileError(f"config.json says hidden_size={hidden} but the layer's tensors disagree ({shown})",
-                               "the checkpoint's config.json does not match its weights; fix or re-download it")
-
-
 def plan_layer(
     selected: Mapping[str, tuple[str, str]],
     headers: Mapping[str, SafetensorsHeader],
@@ -193,7 +177,7 @@ def plan_layer(
             )
         out_dtype = target if (target and entry.dtype in FLOAT_DTYPES) else entry.dtype
         found.append((name, source_name, file, entry, out_dtype))
-    check_shapes_match_config({n: e.shape for n, _, _, e, _ in found}, config)
+    check_layer_shapes({n: e.shape for n, _, _, e, _ in found}, config, where="config.json", error=CorruptFileError)
     full_provenance = {
         **provenance,
         "layer_index": layer_index,

@@ -10,23 +10,26 @@ finds little left to write.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import hashlib
 import os
 import threading
-from bisect import insort
+from bisect import bisect_left, insort
 
 READBACK_PIECE = 1 << 20  # bytes per pread when hashing pieces that arrived early
 WRITEBACK_EVERY = 8 << 20  # start writeback once this much more of the prefix is hashed
 _SYNC_FILE_RANGE_WRITE = 2
 
 
+@functools.lru_cache(maxsize=None)
 def _sync_file_range():  # type: ignore[no-untyped-def]
-    """libc's ``sync_file_range`` (Linux), or None."""
+    """libc's ``sync_file_range`` (Linux), or None; looked up on first use (ctypes is not needed before)."""
+    if not hasattr(os, "posix_fadvise"):  # pragma: no cover - not Linux
+        return None
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fn = libc.sync_file_range
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range  # the C library the interpreter runs on
     except (OSError, AttributeError):
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
@@ -34,14 +37,12 @@ def _sync_file_range():  # type: ignore[no-untyped-def]
     return fn
 
 
-_SFR = _sync_file_range() if hasattr(os, "posix_fadvise") else None
-
-
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to begin writing ``[offset, offset + length)`` to disk now, without waiting (best effort)."""
     if length <= 0:
         return
-    if _SFR is not None and _SFR(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0:
+    sfr = _sync_file_range()
+    if sfr is not None and sfr(fd, offset, length, _SYNC_FILE_RANGE_WRITE) == 0:
         return
     if hasattr(os, "posix_fadvise"):  # DONTNEED starts writeback of dirty pages too
         try:
@@ -58,7 +59,10 @@ class PrefixHasher:
         self.writeback = writeback
         self._sha = hashlib.sha256()
         self._done = start  # bytes [start, _done) are hashed
-        self._pending: list[tuple[int, int]] = []  # written but not yet hashed, sorted by offset
+        # written but not yet hashed: start -> stop, and the starts sorted (overlaps are found by bisection:
+        # thousands of pieces may wait while 8 streams arrive, each lookup stays O(log n))
+        self._pending: dict[int, int] = {}
+        self._starts: list[int] = []
         self._lock = threading.Lock()
         self._busy = False  # one thread hashes at a time; the others only queue their pieces
         self._flushed = start
@@ -70,28 +74,37 @@ class PrefixHasher:
         if begin >= stop:
             return
         with self._lock:
-            if begin < self._done or any(b < stop and begin < e for b, e in self._pending):
+            if begin < self._done or self._overlaps_pending(begin, stop):
                 self.broken = True
                 return
             if self._busy or begin != self._done:
-                insort(self._pending, (begin, stop))
+                self._pending[begin] = stop
+                insort(self._starts, begin)
                 return
             self._busy = True
         self._sha.update(memoryview(data)[begin - offset : stop - offset])
         self._advance(stop)
+
+    def _overlaps_pending(self, begin: int, stop: int) -> bool:
+        """Whether ``[begin, stop)`` meets a queued piece (only the neighbours in start order can)."""
+        i = bisect_left(self._starts, begin)
+        after = i < len(self._starts) and self._starts[i] < stop
+        before = i > 0 and self._pending[self._starts[i - 1]] > begin
+        return after or before
 
     def _advance(self, done: int) -> None:
         """Holding the hashing turn: publish ``done`` and hash queued pieces that now touch the prefix."""
         while True:
             with self._lock:
                 self._done = done
-                if not self._pending or self._pending[0][0] != done:
+                stop = self._pending.pop(done, None)
+                if stop is None:
                     flush_from, flush = self._flushed, False
                     if self.writeback and done > flush_from and (done - flush_from >= WRITEBACK_EVERY or done == self.end):
                         self._flushed, flush = done, True
                     self._busy = False
                     break
-                _, stop = self._pending.pop(0)
+                del self._starts[bisect_left(self._starts, done)]
             for pos in range(done, stop, READBACK_PIECE):
                 self._sha.update(os.pread(self.fd, min(READBACK_PIECE, stop - pos), pos))
             done = stop

@@ -1,20 +1,25 @@
 """Write an artifact atomically: a temporary name in the target folder, bytes at their offsets, fsync, rename.
 
 A crash, Ctrl-C or full disk never leaves a file under the final name: readers
-see either nothing or a complete, hashed artifact. The data hash is patched
-into the header in place once every byte is written (the placeholder has the
-digest's length, so no offset moves).
+see either nothing or a complete, hashed artifact; and Ctrl-C or SIGTERM never
+leaves the temp file either, wherever it lands (even between creating the temp
+file and recording its descriptor: signals wait out that step). The data hash is
+patched into the header in place once every byte is written (the placeholder has
+the digest's length, so no offset moves).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import signal
 import stat
+import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable
+from typing import Any, Iterable, Iterator
 
 from .artifact import DATA_HASH_PLACEHOLDER, HEADER_HASH_PLACEHOLDER, data_sha256, header_sha256
 from .errors import StorageError
@@ -78,6 +83,26 @@ def storage_error(err: OSError, where: Path, what: str = CACHE_FOLDER) -> Storag
     return StorageError(f"cannot write {where}: {err.strerror or err}")
 
 
+@contextlib.contextmanager
+def signals_deferred(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back during a step that must not be cut in two (in the main thread, where Python
+    runs its handlers; elsewhere there is nothing to hold back), then deliver them as they came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous: dict[int, Any] = {}
+    for signum in signums:
+        previous[signum] = signal.signal(signum, lambda n, _frame: caught.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
+
+
 def _storage_error(err: OSError, where: Path) -> StorageError:
     return storage_error(err, where, "")
 
@@ -107,14 +132,19 @@ class AtomicArtifactWriter:
         self.size = size
         self.tmp = temp_name_for(self.target)
         self._fd: int | None = None
+        self._owns_tmp = False  # set together with the temp file's creation (our O_EXCL open made it)
         self._data_start = data_start
         self._hasher: PrefixHasher | None = None
+        self._busy = 0  # pwrites in progress: the descriptor is closed only once none is
+        self._idle = threading.Condition()
 
     def __enter__(self) -> "AtomicArtifactWriter":
         check_output_target(self.target)
         try:
             self.target.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            with signals_deferred():  # the file and the record that it is ours come into being together
+                self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+                self._owns_tmp = True
             if hasattr(os, "posix_fallocate"):
                 os.posix_fallocate(self._fd, 0, self.size)  # fail early when the disk is too small
             else:  # pragma: no cover - macOS
@@ -124,21 +154,33 @@ class AtomicArtifactWriter:
         except OSError as err:
             self._discard()
             raise _storage_error(err, self.target) from None
+        except BaseException:  # Ctrl-C / SIGTERM while the file is being allocated: `with` never calls __exit__
+            self._discard()
+            raise
         return self
 
     def pwrite(self, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset`` (thread-safe: positional writes)."""
-        assert self._fd is not None
+        """Write ``data`` at ``offset`` (thread-safe: positional writes; never after the file was discarded)."""
+        with self._idle:
+            fd = self._fd
+            if fd is None:
+                raise StorageError(f"the temporary file of {self.target} was already closed")
+            self._busy += 1
         view = start_view = memoryview(data)
         start = offset
         try:
             while view:
-                n = os.pwrite(self._fd, view, offset)
+                n = os.pwrite(fd, view, offset)
                 view, offset = view[n:], offset + n
             if self._hasher is not None:
                 self._hasher.wrote(start, start_view)
         except OSError as err:
             raise _storage_error(err, self.target) from None
+        finally:
+            with self._idle:
+                self._busy -= 1
+                if self._fd is None:  # _close() is waiting for the writes in progress to end
+                    self._idle.notify_all()
 
     def commit(self, header: bytes, data_start: int) -> str:
         """Hash the data, patch the hash into ``header`` at offset 0, fsync and rename. Returns the data digest.
@@ -155,27 +197,35 @@ class AtomicArtifactWriter:
         self.pwrite(0, finish_header(header, digest))
         try:
             os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+            self._close()
             os.replace(self.tmp, self.target)
+            self._owns_tmp = False
             _fsync_dir(self.target.parent)
         except OSError as err:
             raise _storage_error(err, self.target) from None
         return digest
 
+    def _close(self) -> None:
+        """Close the descriptor once no pwrite is using it (a worker still writing must not reach a reused fd)."""
+        with self._idle:
+            fd, self._fd = self._fd, None
+            self._idle.wait_for(lambda: self._busy == 0, timeout=60)
+        if fd is not None:
+            os.close(fd)
+
     def _discard(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        try:
-            self.tmp.unlink()
-        except (FileNotFoundError, NotADirectoryError):
-            pass
+        self._close()
+        if self._owns_tmp:
+            self._owns_tmp = False
+            try:
+                self.tmp.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                pass
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._fd is not None or exc_type is not None:
+        if self._owns_tmp or self._fd is not None:
             self._discard()
 
 

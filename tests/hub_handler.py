@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import socket
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -80,8 +81,11 @@ class Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         self._token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         self._status, self._body_bytes = 0, 0
+        started = time.time()
         hub.request_started()
         try:
+            if hub.latency:
+                time.sleep(hub.latency)  # a far server (the answer leaves one latency after the request came)
             body = self._read_body() if method in ("POST", "PUT") else b""
             failure = hub.faults.take_failure(path)
             if failure is not None:
@@ -106,7 +110,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send_error(HubHttpError(500, None, message))
         finally:
             hub.request_done(
-                RequestRecord(method, path, self.headers.get("Range"), self._status, self._token, self._body_bytes)
+                RequestRecord(method, path, self.headers.get("Range"), self._status, self._token, self._body_bytes,
+                              started, time.time())
             )
 
     def _read_body(self) -> bytes:

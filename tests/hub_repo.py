@@ -61,6 +61,8 @@ class RequestRecord:
     status: int
     token: str | None
     body_bytes: int  # file body bytes written (file GETs only)
+    started: float = 0.0  # time.time() when the request line arrived
+    ended: float = 0.0  # time.time() when the answer was written
 
 
 class HubHttpError(Exception):

@@ -7,7 +7,8 @@ headers the client reads: `/api/models/{repo}[/revision/{rev}]`, `/tree/`, `/pat
 Errors carry the `X-Error-Code` headers that make `hf_raise_for_status` raise `RepositoryNotFoundError`,
 `GatedRepoError`, `RevisionNotFoundError` and `EntryNotFoundError`.
 
-It counts body bytes of file GETs and logs every request, and it injects faults: bodies cut short
+It counts body bytes of file GETs and logs every request (with when it arrived and when its answer was written;
+`round_trips()` reads the longest chain of requests that each needed an earlier answer), and it injects faults: bodies cut short
 (`drop_every`), files changed between requests (`replace_file`), error statuses (`fail_next`).
 `point_hf_hub_at(server, monkeypatch, hf_home)` (hub_client.py) points huggingface_hub (constants cached at import
 time included) at the server, with caches and token files under `hf_home` and Xet disabled.
@@ -83,6 +84,9 @@ class HubServer:
         self.faults = Faults()
         # True: GETs of LFS files answer 302 to /cdn/... (another host's ETag, no auth), as the real Hub does
         self.redirect_lfs = False
+        # seconds each request waits before it is answered (a far server): concurrent requests then overlap in
+        # the log for sure, and a request that needed an earlier answer starts after that answer ended
+        self.latency = 0.0
 
     # ---- lifecycle -------------------------------------------------------------------------
     @property
@@ -216,6 +220,17 @@ class HubServer:
                 for r in self.log
                 if (method is None or r.method == method) and (path_contains is None or path_contains in r.path)
             ]
+
+    def round_trips(self, until: float | None = None, gap: float = 0.0) -> int:
+        """The longest chain of logged requests (begun before ``until``) each of which arrived ``gap`` seconds
+        or more after the previous one's answer was written: the round trips a client spent in sequence. Set
+        ``latency`` first (or put a delaying link in front and pass ``gap`` = half its round trip), so that
+        requests sent together overlap however late their threads start."""
+        log = sorted((r for r in self.log if until is None or r.started < until), key=lambda r: r.started)
+        depth: list[int] = []
+        for i, r in enumerate(log):
+            depth.append(1 + max((depth[j] for j in range(i) if r.started - log[j].ended >= gap), default=0))
+        return max(depth, default=0)
 
     def drop_every(self, n: int, after_bytes: int = 0, *, times: int | None = None) -> None:
         """Every n-th file GET (counted from now) sends full headers, `after_bytes` body bytes, then closes.

@@ -189,6 +189,64 @@ def test_interruption_leaves_no_file(tmp_path, llama_dir):
     assert _leftovers(tmp_path) == []
 
 
+def test_an_interrupt_while_the_temp_file_is_allocated_leaves_no_file(tmp_path, llama_dir, monkeypatch):
+    """Ctrl-C during posix_fallocate (a 138 MB temp file once stayed behind, zero-filled): `with` never calls
+    __exit__ when __enter__ raises, so __enter__ cleans up itself."""
+    import pifi_extract.writer as writer
+
+    def interrupted(fd, offset, length):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writer.os, "posix_fallocate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_layer(str(llama_dir), -1, tmp_path / "h.safetensors")
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_signal_right_after_the_temp_file_is_created_leaves_no_file(tmp_path, llama_dir, monkeypatch):
+    """SIGINT between `os.open` creating the temp file and the writer recording it: held back until recorded."""
+    import signal
+
+    import pifi_extract.writer as writer
+
+    real_open = os.open
+
+    def open_then_sigint(path, flags, mode=0o777, *args, **kwargs):
+        fd = real_open(path, flags, mode, *args, **kwargs)
+        if writer.TMP_MARKER in str(path):
+            signal.raise_signal(signal.SIGINT)  # Python runs the handler at once, before this returns
+        return fd
+
+    monkeypatch.setattr(writer.os, "open", open_then_sigint)
+    with pytest.raises(KeyboardInterrupt):
+        extract_layer(str(llama_dir), -1, tmp_path / "h.safetensors")
+    monkeypatch.undo()
+    assert _leftovers(tmp_path) == []
+
+
+def test_sigterm_during_extract_says_so_in_one_line_and_keeps_nothing(tmp_path, hub, monkeypatch, capsys):
+    import signal
+
+    import cli
+    import pifi_extract.pipeline as pipeline
+
+    real_copy = pipeline._copy
+    handler_before = signal.getsignal(signal.SIGTERM)
+
+    def copy_after_sigterm(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # a job scheduler's `kill`, while the reads run
+        return real_copy(*args)
+
+    monkeypatch.setattr(pipeline, "_copy", copy_after_sigterm)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["extract", "--llm", REPO, "--layer", "-1", "--no-cache", "-o", str(tmp_path / "l.safetensors")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130
+    assert err.strip() == "error: interrupted; nothing partial was kept (temporary files removed)"
+    assert _leftovers(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) == handler_before  # cli.main put the previous handler back
+
+
 def test_gated_repo_needs_the_token(tmp_path, hub_server, llama_dir):
     hub_server.add_repo("org/gated", llama_dir, gated_token="hf_secret")
     with pytest.raises(AccessDeniedError, match="gated.*hf auth login"):
