@@ -88,11 +88,15 @@ def run_local(jobs: Sequence[Job], workers: int | None = None, progress: StepCal
         devices.put(gpus[i % len(gpus)] if gpus else None)
     threads = None if gpus else max(1, (os.cpu_count() or 1) // count)
     results = []
-    with context.Pool(count, initializer=_worker_init, initargs=(devices, threads)) as pool:
-        for result in pool.imap_unordered(run_job, jobs):
-            results.append(result)
-            if progress is not None:
-                progress(len(results), len(jobs), result.name)
+    try:
+        with context.Pool(count, initializer=_worker_init, initargs=(devices, threads)) as pool:
+            for result in pool.imap_unordered(run_job, jobs):
+                results.append(result)
+                if progress is not None:
+                    progress(len(results), len(jobs), result.name)
+    finally:
+        devices.close()
+        devices.join_thread()
     return results
 
 

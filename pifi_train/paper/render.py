@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from pifi_extract.errors import ConfigError
 
 from .. import run_files
+from ..families import FAMILIES
 from ..report import GroupRow, RunRecord, load_record, summarize
 from ..stats import mean_std, welch_difference
 from .execute import seed_dir
@@ -209,6 +210,10 @@ def _metric_label(table: Table, metric: str, row: _Row, results: Results) -> str
         if group is not None and (key := _key(run.task, metric, list(group.metrics))) is not None:
             keys.add(key)
     name = " / ".join(names) or METRICS[metric].label
+    computed = {m.key for run, _ in row.runs if run for m in FAMILIES[FAMILY_OF_KIND[run.task.kind]].metrics.all}
+    if not any(k in computed for run, _ in row.runs if run
+               for k in METRICS[paper_metric(run.task, metric)].keys.get(FAMILY_OF_KIND[run.task.kind], ())):
+        return f"{name} (not computed by pifi yet)"
     keys -= {n.lower() for n in names}
     return f"{name} ({', '.join(sorted(keys))})" if keys else name
 

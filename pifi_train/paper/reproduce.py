@@ -19,7 +19,7 @@ from ..families import FAMILIES, TASK_FAMILIES, family_for
 from ..run_share import reproduce_command
 from ..config import TrainConfig
 from .execute import DONE, JobResult, check_same_run, extract_layers, job_state, jobs_of
-from .grid import SCALES, Run, Table, plan
+from .grid import SCALES, Run, Scale, Table, plan
 from .launch import LAUNCHERS, SlurmOptions, run_local, run_serial, submit_slurm
 from .names import FAMILY_OF_KIND, task
 from .numbers import METRICS
@@ -54,13 +54,14 @@ def llm_depth(source: str) -> int:
     return num_layers_of(config, arch_for_config(config))
 
 
-def grid(table: Table, scale: str = "paper", stand_ins: Sequence[str] | StandIns = (),
+def grid(table: Table, scale: str | Scale = "paper", stand_ins: Sequence[str] | StandIns = (),
          output_dir: str | Path | None = None, seeds: int | None = None) -> list[Run]:
     """The table's runs (see :func:`pifi_train.paper.grid.plan`)."""
-    if scale not in SCALES:
+    if isinstance(scale, str) and scale not in SCALES:
         raise ConfigError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
     parsed = stand_ins if isinstance(stand_ins, StandIns) else parse_stand_ins(stand_ins)
-    return plan(table, scale, parsed, output_dir or default_output_dir(scale), seeds, depth_of=llm_depth)
+    name = scale if isinstance(scale, str) else scale.name
+    return plan(table, scale, parsed, output_dir or default_output_dir(name), seeds, depth_of=llm_depth)
 
 
 @dataclass(frozen=True)
