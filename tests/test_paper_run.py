@@ -19,8 +19,7 @@ from pifi_train.paper.launch import _worker_init
 from pifi_train.paper.tables import PIFI, base
 from seq2seq_fixtures import copy_rows, make_tiny_seq2seq
 from tiny_models import make_tiny_model
-from train_fixtures import (make_tiny_bert, make_tiny_decoder_slm, offline_single_thread, qa_rows, synthetic_rows,
-                            train_env, write_jsonl)  # noqa: F401
+from train_fixtures import make_tiny_bert, make_tiny_decoder_slm, qa_rows, synthetic_rows, write_jsonl
 
 # what pifi on this branch cannot run yet (other work adds it: tables.py names it); nothing else may be skipped
 WAITING = {"10", "15", "16", "17", "20"}

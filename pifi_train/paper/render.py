@@ -16,7 +16,7 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Sequence
+from typing import Sequence
 
 from pifi_extract.errors import ConfigError
 
