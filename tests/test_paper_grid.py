@@ -256,3 +256,15 @@ def test_render_with_no_runs_shows_the_papers_numbers_and_deltas(tmp_path):
     assert csv_text.splitlines()[0].startswith("table,SLM,row,metric,SST-2")
     t12 = render(TABLES["12"], grid(TABLES["12"], output_dir=tmp_path)).text()
     assert "- / +0.48 (p 0.7352)" in t12  # the paper's own p-value between the two PiFi arms
+
+
+def test_listing_and_printing_import_no_torch():
+    """`pifi paper` and `pifi paper N` plan and validate every grid without torch (as `pifi --help`)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, cli\nfor args in (['paper'], ['paper', '1'], ['paper', 'fig3']):\n"
+             "    try:\n        cli.main(args)\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+             "print('PROBE', 'torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "PROBE False", proc.stdout[-500:] + proc.stderr[-2000:]
