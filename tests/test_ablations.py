@@ -232,35 +232,6 @@ def test_report_unknown_format_is_one_line(tmp_path, capsys):
     _fails(capsys, ["report", str(tmp_path), "--format", "xlsx"], "--format")
 
 
-# ---- the paper's tables as commands ---------------------------------------------------------------
-
-
-def test_every_paper_table_command_uses_existing_commands_and_options():
-    import re
-
-    from typer.main import get_command
-
-    from pifi_train.paper import TABLES
-
-    commands = get_command(cli.app).commands
-    assert sorted(TABLES, key=int) == ["1", "2", "3", "5", "7", "8", "9", "11", "14", "18", "19"]
-    for name, (_, lines) in TABLES.items():
-        for line in lines:
-            if not (found := re.search(r"\bpifi (\w+)(.*)", line)):
-                continue
-            command = commands[found.group(1)]
-            known = {opt for param in command.params for opt in param.opts}
-            used = set(re.findall(r"(--[\w-]+)", found.group(2)))
-            assert used <= known, (name, used - known)
-
-
-def test_paper_prints_a_table_and_refuses_an_unknown_one(capsys):
-    cli.main(["paper", "18"])
-    out = capsys.readouterr().out
-    assert "--method lora --lora-r 8 --lora-alpha 16 --lora-dropout 0.1" in out
-    _fails(capsys, ["paper", "4"], "unknown table '4'")
-
-
 def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tmp_path, capsys):
     for method in ("base", "pifi"):
         run_training(_config(assets, tmp_path / method, method=method, seeds=2, extra_test=[str(assets["validation"])],

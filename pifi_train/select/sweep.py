@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from pifi_extract.errors import ConfigError
 
@@ -114,9 +114,10 @@ def run_sweep(
     return result
 
 
-def plot_sweep(result: SweepResult, path: str | Path) -> Path:
+def plot_sweep(result: SweepResult, path: str | Path, reference: Mapping[int, float] | None = None,
+               reference_label: str = "paper") -> Path:
     """The metric per layer (mean over seeds) with the base SLM as a line (the paper's Figures 2, 3); needs
-    matplotlib."""
+    matplotlib. ``reference``: another curve (layer -> value in the plotted unit), e.g. the paper's."""
     try:
         import matplotlib
 
@@ -128,6 +129,9 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     metric = FAMILIES[result.family].metrics.metric(result.metric)
     ax.plot(result.layers, [metric.points(result.mean(str(i))) for i in result.layers], marker="o",
             label="+ PiFi (layer)")
+    if reference:
+        ax.plot(sorted(reference), [reference[i] for i in sorted(reference)], marker="s", linestyle=":",
+                label=reference_label)
     ax.axhline(metric.points(result.mean("base")), color="grey", linestyle="--", label="base SLM")
     ax.set_xlabel("LLM layer")
     ax.set_ylabel(f"{result.split} {result.metric}")
