@@ -191,7 +191,7 @@ def load_record(run_dir: Path) -> RunRecord | None:
                          layers)
     except PifiError as err:
         message = err.message if str(run_dir) in err.message else f"{run_dir}: {err.message}"
-        raise CorruptFileError(message, err.hint or FIX) from None
+        raise CorruptFileError(message, FIX) from None
 
 
 def per_example_rows(run: RunRecord) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -180,14 +180,19 @@ def row_label(row: GroupRow, rows: Sequence[GroupRow]) -> str:
     return " ".join(parts[[id(r) for r in rows].index(id(row))])
 
 
-def plot_curves(records: Sequence[RunRecord], rows: Sequence[GroupRow], path: Path) -> Path:
-    """The primary validation metric per epoch, mean over seeds, one line per row (labelled by what tells it
-    apart; the same colour per arm as ``pifi demo``'s plot); returns the file written.
+@dataclass
+class CurveLines:
+    """What the report's PNG draws: a line per row (label -> its seeds' curves), a colour each, title, axis."""
 
-    A folder gets ``pifi-report.png`` inside; a name without a suffix gets ``.png`` (as matplotlib would add).
-    """
-    path = Path(path)
-    path = path / "pifi-report.png" if path.is_dir() else (path if path.suffix else path.with_suffix(".png"))
+    curves: dict[str, list[list[float]]]
+    colors: list[str | None]
+    title: str
+    ylabel: str
+
+
+def curve_lines(records: Sequence[RunRecord], rows: Sequence[GroupRow]) -> CurveLines:
+    """The primary validation metric per epoch of each row's seeds, labelled by what tells the row apart (what
+    all rows share goes in the title), coloured by arm as ``pifi demo``'s plot (:func:`arm_color`)."""
     by_run = {str(r.path): r for r in records}
     parts, common = _label_parts(rows)
     curves, colors, units = {}, [], set()
@@ -199,8 +204,16 @@ def plot_curves(records: Sequence[RunRecord], rows: Sequence[GroupRow], path: Pa
             units.add(f"{metric.label}{' (%)' if metric.percent else ''}")
             curves[f"{' '.join(label)} (n={len(row.seeds)})"] = members
             colors.append(arm_color(str(row.options.get("method")), bool(row.options.get("post_norm"))))
-    if not curves:
-        raise ConfigError("--plot: no run recorded validation metrics per epoch", "drop --plot")
     title = f"{' · '.join(common)}{': ' if common else ''}validation curves, mean over seeds"
-    return plot_validation_curves(curves, path, title=title, ylabel=f"validation {' / '.join(sorted(units))}",
-                                  colors=colors)
+    return CurveLines(curves, colors, title, f"validation {' / '.join(sorted(units))}")
+
+
+def plot_curves(records: Sequence[RunRecord], rows: Sequence[GroupRow], path: Path) -> Path:
+    """The PNG of :func:`curve_lines`; returns the file written. A folder gets ``pifi-report.png`` inside; a
+    name without a suffix gets ``.png`` (as matplotlib would add)."""
+    path = Path(path)
+    path = path / "pifi-report.png" if path.is_dir() else (path if path.suffix else path.with_suffix(".png"))
+    lines = curve_lines(records, rows)
+    if not lines.curves:
+        raise ConfigError("--plot: no run recorded validation metrics per epoch", "drop --plot")
+    return plot_validation_curves(lines.curves, path, title=lines.title, ylabel=lines.ylabel, colors=lines.colors)
