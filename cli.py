@@ -13,8 +13,8 @@ import sys
 from typing import Optional
 
 import typer
-from pifi_cli import (cache_cmds, demo_cmds, extract_cmds, paper_cmds, predict_cmds, push_cmds, report_cmds, select_cmds,
-                      train_cmds)
+from pifi_cli import (cache_cmds, cost_cmds, demo_cmds, extract_cmds, paper_cmds, predict_cmds, push_cmds, report_cmds,
+                      select_cmds, train_cmds)
 from pifi_cli.common import fail as _fail
 from pifi_extract.errors import PifiError
 
@@ -83,8 +83,8 @@ def _click_errors(name: str) -> tuple[type[BaseException], ...]:
 
 
 # ---- commands: one module per capability (pifi_cli/*_cmds.py), in the order `pifi --help` lists them ----
-for _module in (extract_cmds, cache_cmds, train_cmds, predict_cmds, report_cmds, select_cmds, push_cmds, demo_cmds,
-                paper_cmds):
+for _module in (extract_cmds, cache_cmds, train_cmds, predict_cmds, report_cmds, cost_cmds, select_cmds, push_cmds,
+                demo_cmds, paper_cmds):
     _module.register(app)
 
 
