@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from pifi_train.cost import CostOptions
+from pifi_train.cost_spec import CostOptions
 
 from .common import JsonOpt, dataclass_from_options, field_default, say
 from .report_cmds import wide_console

@@ -16,73 +16,18 @@ KV cache; beam search multiplies the decoder's part by the number of beams.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from pifi_extract.errors import ConfigError
 
 from .families import Family, get_family
+from .cost_spec import CostOptions, CostTarget, LayerSource
 from .known_configs import require_config
-from .options import ModelOptions
 
 if TYPE_CHECKING:
     from .cost_count import ForwardCount
-
-DTYPES = ("float32", "bfloat16", "float16")  # torch dtypes by name
-
-
-@dataclass
-class CostOptions:
-    """How to count and time (defaults: the paper's Table 16, a batch of 32 inputs of 100 tokens, fp32)."""
-
-    batch_size: int = 32
-    seq_len: int | None = None  # tokens per input (default: the run's --max-length, else the family's: 100, QA 384)
-    target_len: int | None = None  # seq2seq decoder tokens (default: the run's --max-target-length, else 100)
-    dtype: str = "float32"
-    device: str = "cpu"
-    repeats: int = 10  # timed forwards (after 2 warm-up ones); the median is reported
-    random_weights: bool = False  # time a configuration without weights on random values of the same shapes
-
-    def check(self) -> None:
-        for name in ("batch_size", "seq_len", "target_len", "repeats"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-
-
-@dataclass
-class LayerSource:
-    """One layer to plug: its LLM's config, its index, and its artifact when the weights are at hand."""
-
-    config: dict[str, Any]
-    index: int
-    name: str
-    artifact: str | None = None
-
-
-@dataclass
-class CostTarget:
-    """What to count: a family's model around an SLM, with (PiFi) or without (base) the layers."""
-
-    family: Family
-    slm: str
-    slm_config: Any
-    layers: list[LayerSource]
-    options: ModelOptions  # how the PiFi arm is wired
-    spec: dict[str, Any]  # the family's model spec (labels, v2, source prefix)
-    max_length: int
-    target_len: int
-    slm_weights: str | None = None  # a local folder with the SLM's safetensors weights
-    run: Any = None  # the OpenedRun of a run target
-    lora: tuple[int, int, float, str | None] | None = None  # a LoRA run's (r, alpha, dropout, targets)
-
-    @property
-    def arms(self) -> list[str]:
-        method = self.run.options.method if self.run is not None else ("pifi" if self.layers else "base")
-        return ["base"] if method == "base" else ["base", method]
 
 
 @dataclass
@@ -244,8 +189,9 @@ def measure(target: CostTarget, options: CostOptions | None = None) -> CostRepor
         if timed is not None:
             cost.latency_ms, cost.measured_peak_bytes, cost.timed_with = timed
         arms.append(cost)
-    notes = [] if any(a.timed_with for a in arms) else ["no weights at hand: counted only (--random-weights times "
-                                                        "random values of the same shapes)"]
+    untimed = [a.arm for a in arms if a.timed_with is None]
+    notes = [f"{' and '.join(untimed)}: no weights at hand, counted only (--random-weights times random values of "
+             "the same shapes)"] if untimed else []
     return CostReport(target.family.name, target.slm, [s.name for s in target.layers], options.batch_size,
                       options.seq_len or target.max_length,
                       (options.target_len or target.target_len) if target.family.name == "seq2seq" else None,

@@ -12,7 +12,7 @@ import torch
 
 from pifi_extract.errors import ConfigError
 
-from .cost import CostOptions, CostTarget
+from .cost_spec import CostOptions, CostTarget
 from .cost_count import ForwardCount, count_forward
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from pifi_extract.errors import ConfigError
 
@@ -42,7 +42,13 @@ def _layer_norm_elements(input_shape: Any, normalized_shape: Any, weight_shape: 
     return count * (5 if weight_shape is not None else 4)
 
 
-COUNTED = {aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flop,  # counted as on CUDA
+def _cpu_attention(query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, out_shape: Any = None,
+                   **kwargs: Any) -> int:
+    """CPU's fused attention kernel, counted with torch's formula for the CUDA kernels."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+COUNTED = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention,  # counted as on CUDA
            aten.native_layer_norm: _layer_norm_elements}  # kept apart: the paper's count only
 
 
