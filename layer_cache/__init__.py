@@ -14,7 +14,7 @@ from .fsutil import place_copy
 from .hub_share import PushResult, push
 from .layout import CacheKey, cache_root, default_cache_root, key_of
 from .pull import pull
-from .prune import PruneResult, VerifyResult, parse_duration, parse_size, prune, verify
+from .prune import PruneResult, VerifyResult, adopt, parse_duration, parse_size, prune, verify
 from .resolver import ResolvedArtifact, artifact_path, resolve_key, resolve_reference
 from .store import CachedArtifact, LayerCache, local_fingerprint
 
@@ -26,6 +26,7 @@ __all__ = [
     "PushResult",
     "ResolvedArtifact",
     "VerifyResult",
+    "adopt",
     "artifact_path",
     "cache_root",
     "default_cache_root",

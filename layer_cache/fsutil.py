@@ -15,11 +15,13 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from filelock import FileLock, Timeout
 
 from pifi_extract.writer import TMP_MARKER, check_output_target, storage_error, temp_name_for
+
+from .pifi_files import pid_alive
 
 FICLONE = 0x40049409  # Linux ioctl: share the extents of another file (btrfs, XFS, bcachefs)
 
@@ -113,16 +115,6 @@ def key_lock(lock_path: Path, on_wait: Callable[[], None] | None = None) -> Iter
         lock.release()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError, ValueError):
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def temp_files(folder: Path) -> list[Path]:
     """Hidden temp files (``.<name>.pifi-tmp-<pid>-<rand>``) in ``folder``."""
     try:
@@ -152,7 +144,7 @@ def sweep_temp_files(
             pid = -1
         if not locked:
             try:
-                if _pid_alive(pid) or now - tmp.stat().st_mtime < min_age_s:
+                if pid_alive(pid) or now - tmp.stat().st_mtime < min_age_s:
                     continue
             except OSError:
                 continue
@@ -193,13 +185,14 @@ def clone_or_copy(src: Path, dst_fd: int) -> None:
             shutil.copyfileobj(fin, fout, 8 << 20)
 
 
-def place_copy(src: Path, dst: Path) -> Path:
+def place_copy(src: Path, dst: Path, protected: Iterable[tuple[str, str | os.PathLike[str]]] = ()) -> Path:
     """Put a copy of ``src`` at ``dst`` (atomic; a reflink where possible): never a link to the cache's inode.
 
-    A ``dst`` that exists and is not a regular file (device, FIFO, socket, folder) is refused.
+    A ``dst`` that exists and is not a regular file (device, FIFO, socket, folder), or that lies inside a
+    ``protected`` place (``(what, path)``: the cache, the source model...), is refused before a byte is written.
     """
     dst = Path(dst)
-    check_output_target(dst)
+    check_output_target(dst, protected)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

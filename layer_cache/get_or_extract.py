@@ -26,7 +26,7 @@ from pifi_extract.artifact import METADATA_KEYS
 from pifi_extract.extract import is_local_reference, open_source, plan_layers, write_artifact
 from pifi_extract.plan import LayerPlan
 
-from .layout import FULL_SHA_RE, CacheKey, dtype_tag
+from .layout import FULL_SHA_RE, CacheKey, cache_root, dtype_tag
 from .store import CachedArtifact, LayerCache, local_fingerprint
 
 ProgressCallback = Callable[[int, int], None]
@@ -111,6 +111,18 @@ def source_key(llm: str, gguf_file: str | None = None) -> tuple[str, str]:
     if is_local_reference(llm):
         return str((Path(llm).expanduser() / (gguf_file or "")).resolve()), "local"
     return (f"{llm}/{gguf_file}" if gguf_file else llm), "hub"
+
+
+def protected_places(llm: str, *, gguf_file: str | None = None, cache_dir: str | Path | None = None
+                     ) -> list[tuple[str, Path]]:
+    """Where a copy of ``llm``'s layers (``-o``) must never be written: the pifi cache, a local source (its folder
+    or file), and for a Hub source the Hugging Face cache (read offline, the source is a snapshot there)."""
+    places = [("the pifi cache", cache_root(cache_dir))]
+    if is_local_reference(llm):
+        places.append(("the source model", Path(llm).expanduser()))
+    else:
+        places.append(("the Hugging Face cache", Path(constants.HF_HUB_CACHE)))
+    return places
 
 
 class OpenSourceCache:

@@ -7,20 +7,21 @@ pulled artifact lands under the same key as if it had been extracted locally, an
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants
-from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError
+from huggingface_hub.errors import HfHubHTTPError
 
-from pifi_extract.artifact import ArtifactInfo, verify_artifact
-from pifi_extract.errors import AccessDeniedError, CacheError, NetworkError
+from pifi_extract.artifact import ArtifactInfo
+from pifi_extract.errors import CacheError
+from pifi_extract.hub_source import hub_errors
 
 from .card import CardEntry, model_card
-from .licence import check_visibility, licence_files, licence_section, mirror_gating, source_terms
+from .integrity import uploadable
+from .licence import layer_upload_terms
 from .layout import SAFE_REPO, CacheKey, hub_repo_of, key_of
 from .pull import pull
 from .resolver import resolve_reference
@@ -35,28 +36,6 @@ class PushResult:
     paths: list[str]
     warnings: list[str]
     card: str
-
-
-@contextlib.contextmanager
-def _write_errors(repo_id: str) -> Iterator[None]:
-    hint = "log in with a token that has write access (`hf auth login`), or pass --token / set HF_TOKEN"
-    try:
-        yield
-    except LocalTokenNotFoundError:
-        raise AccessDeniedError(f"pushing to {repo_id} needs a Hub token with write access", hint) from None
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else None
-        if status in (401, 403):
-            raise AccessDeniedError(f"no write access to {repo_id} (HTTP {status})", hint) from None
-        raise NetworkError(f"the Hub refused the push to {repo_id} (HTTP {status}): {err}", "try again later") from None
-
-
-def _is_gated(api: HfApi, repo_id: str, warnings: list[str]) -> bool | None:
-    try:
-        return bool(api.model_info(repo_id).gated)
-    except (HfHubHTTPError, OSError, ValueError) as err:  # private, unknown, offline: we cannot tell
-        warnings.append(f"could not tell whether {repo_id} is gated ({type(err).__name__}); check its license yourself")
-        return None
 
 
 def push(
@@ -75,43 +54,34 @@ def push(
     if not SAFE_REPO.match(to) or "/" not in to:
         raise CacheError(f"--to {to!r} is not a Hub repo id", "use ORG/REPO")
     files: dict[str, Path] = {}
-    entries = []
+    entries, infos = [], []
     for ref in references:
         resolved = resolve_reference(ref, cache_dir=cache_dir, token=token)
-        info = verify_artifact(resolved.path)  # never upload a corrupt file
+        info = uploadable(resolved.path, ref)
         key = resolved.cached.key if resolved.cached else key_of(info)
         rel = str(key.rel_path)
         if rel not in files:
             files[rel] = resolved.path
             entries.append(_card_entry(rel, key, info))
+            infos.append(info)
     api = HfApi(endpoint=constants.ENDPOINT, token=token)
-    licences = {e.source: e.license for e in entries if e.kind == "hub"}
-    terms = [source_terms(api, hub_repo_of(src), lic) for src, lic in licences.items()]
-    check_visibility(terms, private, i_know_the_license)  # before anything is created
-    with _write_errors(to):
+    terms = layer_upload_terms(api, infos, private=private, i_know_the_license=i_know_the_license, token=token)
+    with hub_errors(to, push=True):  # (the licence policy refused what it must before anything was created)
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")
-    unknown: list[str] = []
-    gated = {e.source: _is_gated(api, hub_repo_of(e.source), unknown) for e in entries if e.kind == "hub"}
-    warnings = unknown + [
-        f"{src} is gated: its layers are a derivative of its weights; its license applies"
-        + ("" if private else " (you pushed them to a PUBLIC repo)")
-        for src, g in gated.items()
-        if g
-    ]
+    warnings = terms.warnings(private)
+    gated = {e.source: terms.gated(hub_repo_of(e.source)) for e in entries if e.kind == "hub"}
     try:
         others = [f for f in api.list_repo_files(to) if f.endswith(".safetensors") and f not in files]
     except (HfHubHTTPError, OSError, ValueError) as err:
         warnings.append(f"could not list the files already in {to} ({type(err).__name__}); the card lists only this push")
         others = []
-    copies = licence_files(api, terms, token)
-    gating = next((t.gated for t in terms if t.gated), None)
-    card = model_card(to, entries, gated, others) + licence_section(terms, copies, "manual" if gating is True else gating)
+    card = model_card(to, entries, gated, others) + terms.card_section()
     ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
-    ops += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in copies.items()]
+    ops += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in terms.files.items()]
     ops.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
-    with _write_errors(to):
+    with hub_errors(to, push=True):
         info = api.create_commit(to, ops, commit_message=f"pifi: add {len(files)} layer artifact(s)")
-        mirror_gating(api, to, terms)
+        terms.finish(api, to)
     return PushResult(to, getattr(info, "oid", None), list(files), warnings, card)
 
 

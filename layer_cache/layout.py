@@ -185,7 +185,7 @@ def parse_rel_path(rel: str | PurePosixPath) -> tuple[str, str, int, str] | None
     return dir_name, commit, parsed[0], parsed[1]
 
 
-_SAFE_COMMIT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+SAFE_COMMIT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")  # a commit folder name
 SAFE_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _SAFE_HUB_GGUF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(/[\w.-]+)+\.gguf$")  # ORG/REPO/FILE.gguf
 
@@ -202,7 +202,7 @@ def key_of(info: ArtifactInfo, repo_path: str | None = None) -> CacheKey:
         parsed = parse_rel_path(repo_path) if repo_path else None
         ok = parsed is not None and parsed[0] == source_dir_name(source, kind)
         commit = parsed[1] if ok else info.data_sha256[:16]
-    if not isinstance(commit, str) or not _SAFE_COMMIT.match(commit):
+    if not isinstance(commit, str) or not SAFE_COMMIT.match(commit):
         raise ArtifactError(f"{info.path}: its provenance has an invalid commit {commit!r}")
     layer = prov.get("layer_index")
     if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < 1 << 20:

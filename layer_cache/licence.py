@@ -1,6 +1,8 @@
 """A layer is a derivative of its model's weights: carry the source's licence terms along when pushing it.
 
-For every Hub source of the pushed layers: its gating (``model_info().gated``), its licence (card / artifact
+ONE policy for every upload of a layer artifact (``pifi cache push``, ``pifi push --with-layer``, anything
+later): :func:`layer_upload_terms` before anything is created, :meth:`UploadTerms.finish` after the commit.
+For every Hub source of the uploaded layers: its gating (``model_info().gated``), its licence (card / artifact
 provenance) and the licence files it ships (LICENSE, NOTICE, USE_POLICY...). :func:`check_visibility` refuses
 a public push of a gated or licence-restricted layer unless acknowledged; :func:`licence_files` copies the
 source's files into the target repo; :func:`mirror_gating` gates the target like the source
@@ -10,9 +12,14 @@ source's files into the target repo; :func:`mirror_gating` gates the target like
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pifi_extract.errors import AccessDeniedError
+
+from .layout import hub_repo_of, key_source_of_provenance
+
+if TYPE_CHECKING:
+    from pifi_extract.artifact import ArtifactInfo
 
 LICENSE_FILE_NAMES = ("LICENSE", "LICENSE.txt", "LICENSE.md", "NOTICE", "NOTICE.txt", "NOTICE.md",
                       "USE_POLICY", "USE_POLICY.md")
@@ -30,8 +37,9 @@ class SourceTerms:
 
     @property
     def restricted(self) -> bool:
-        """Gated, or under a licence that is not a plain permissive one."""
-        return bool(self.gated) or (self.license is not None and self.license.lower() not in PERMISSIVE)
+        """Gated (or gating unknown: the source could not be read), or under a licence that is not a plain
+        permissive one."""
+        return self.gated is not False or (self.license is not None and self.license.lower() not in PERMISSIVE)
 
 
 def source_terms(api: Any, repo_id: str, license_hint: str | None = None) -> SourceTerms:
@@ -51,7 +59,8 @@ def check_visibility(terms: Iterable[SourceTerms], private: bool, i_know_the_lic
         return
     restricted = [t for t in terms if t.restricted]
     if restricted:
-        what = ", ".join(f"{t.repo_id} ({'gated' if t.gated else ''}{', ' if t.gated and t.license else ''}"
+        what = ", ".join(f"{t.repo_id} ({'gated' if t.gated else 'gating unknown' if t.gated is None else ''}"
+                         f"{', ' if t.gated is not False and t.license else ''}"
                          f"{'licence ' + t.license if t.license else ''})" for t in restricted)
         raise AccessDeniedError(f"refusing a PUBLIC push of layers derived from {what}",
                                 "keep the repo private (the default), or pass --i-know-the-license if its "
@@ -77,13 +86,17 @@ def licence_files(api: Any, terms: Iterable[SourceTerms], token: str | None = No
     return out
 
 
-def mirror_gating(api: Any, repo_id: str, terms: Iterable[SourceTerms]) -> str | None:
-    """Gate ``repo_id`` like its gated sources ("manual" wins over "auto"); the mode set, or None."""
+def gating_mode(terms: Iterable[SourceTerms]) -> str | None:
+    """The gating a repo of layers of these sources needs ("manual" wins over "auto"), or None."""
     modes = {t.gated for t in terms if t.gated}
-    if not modes:
-        return None
-    mode = "manual" if "manual" in modes or True in modes else "auto"
-    api.update_repo_settings(repo_id, gated=mode, repo_type="model")
+    return None if not modes else "manual" if "manual" in modes or True in modes else "auto"
+
+
+def mirror_gating(api: Any, repo_id: str, terms: Iterable[SourceTerms]) -> str | None:
+    """Gate ``repo_id`` like its gated sources; the mode set, or None."""
+    mode = gating_mode(terms)
+    if mode is not None:
+        api.update_repo_settings(repo_id, gated=mode, repo_type="model")
     return mode
 
 
@@ -105,3 +118,49 @@ def licence_section(terms: Iterable[SourceTerms], copied: Iterable[str], gating:
     if gating:
         lines.append(f"- this repository is gated ({gating} approval), as its source is.")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class UploadTerms:
+    """What the licence policy adds to an upload of layers: the sources' terms and licence files."""
+
+    terms: list[SourceTerms]
+    files: dict[str, bytes]  # path in the target repo -> bytes (the sources' LICENSE, NOTICE, USE_POLICY...)
+
+    @property
+    def gating(self) -> str | None:
+        return gating_mode(self.terms)
+
+    def gated(self, repo_id: str) -> bool | None:
+        """Whether the Hub source ``repo_id`` is gated (None: unknown)."""
+        t = next((t for t in self.terms if t.repo_id == repo_id), None)
+        return None if t is None or t.gated is None else bool(t.gated)
+
+    def card_section(self) -> str:
+        return licence_section(self.terms, self.files, self.gating)
+
+    def warnings(self, private: bool) -> list[str]:
+        out = [f"could not tell whether {t.repo_id} is gated; check its license yourself" for t in self.terms
+               if t.gated is None]
+        return out + [f"{t.repo_id} is gated: its layers are a derivative of its weights; its license applies"
+                      + ("" if private else " (you pushed them to a PUBLIC repo)") for t in self.terms if t.gated]
+
+    def finish(self, api: Any, repo_id: str) -> str | None:
+        """After the commit: gate ``repo_id`` like its gated sources; the mode set, or None."""
+        return mirror_gating(api, repo_id, self.terms)
+
+
+def layer_upload_terms(api: Any, artifacts: Iterable["ArtifactInfo"], *, private: bool, i_know_the_license: bool,
+                       token: str | None = None) -> UploadTerms:
+    """The one licence policy of every upload of layer ``artifacts``: read each Hub source's terms, refuse a public
+    repo of gated / licence-restricted layers unless ``i_know_the_license`` (before anything is created), and
+    fetch the licence files to copy. Call :meth:`UploadTerms.finish` after the commit."""
+    licences: dict[str, str | None] = {}
+    for info in artifacts:
+        source, kind = key_source_of_provenance(info.provenance)
+        if kind == "hub" and isinstance(source, str):
+            lic = info.provenance.get("license")
+            licences.setdefault(hub_repo_of(source), lic if isinstance(lic, str) else None)
+    terms = [source_terms(api, repo, lic) for repo, lic in licences.items()]
+    check_visibility(terms, private, i_know_the_license)
+    return UploadTerms(terms, licence_files(api, terms, token))

@@ -20,6 +20,8 @@ from pifi_extract.errors import ConfigError, PifiError
 from . import integrity, ownership
 from .integrity import verify_full
 from .layout import CacheKey
+from .pifi_files import TEMP_RE
+from .tidy import plan_tidy
 from .store import CachedArtifact, LayerCache
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -96,7 +98,7 @@ def prune(
     ownership.require_owned(cache.root)  # before anything is listed or chosen
     entries = cache.entries()
     now = time.time()
-    stale = set(ownership.plan_tidy(cache.root, now=now))  # stale temp files go anyway: only live ones count
+    stale = set(plan_tidy(cache.root, now=now))  # stale temp files go anyway: only live ones count
     live_temp = sum(size for p, size in cache.temp_files() if p not in stale)
     chosen = choose(entries, now=now, older_than_s=older_than_s, max_bytes=max_bytes, other_bytes=live_temp)
     skipped = [e for e in chosen if ownership.linked_part(cache.root, e.path) is not None]
@@ -109,9 +111,15 @@ def prune(
         for entry in chosen:
             paths += cache.remove(entry.key)
         paths += cache.tidy()
-    swept = sum(1 for p in paths if ownership.TEMP_RE.match(p.name))
+    swept = sum(1 for p in paths if TEMP_RE.match(p.name))
     freed = sum(e.size for e in chosen)
     return PruneResult(chosen, freed, sum(e.size for e in entries) - freed, swept, paths, skipped)
+
+
+def adopt(*, cache_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Mark a cache folder an older pifi wrote (before the ``.pifi-cache`` marker) as pifi's, once every entry
+    in it is checked to be pifi's by name and content (:func:`.ownership.adopt`); False if it already was."""
+    return ownership.adopt(LayerCache(cache_dir).root)
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,8 @@ class VerifyResult:
     key: CacheKey
     ok: bool
     error: str | None = None
+    unchecked: bool = False  # --against-source: the source could not be read (gone, offline): ok means only
+    # that its own hashes hold
 
 
 def verify(keys: Sequence[CacheKey] | None = None, *, cache_dir: str | os.PathLike[str] | None = None) -> list[VerifyResult]:

@@ -12,11 +12,12 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from pifi_extract.artifact import ArtifactInfo, data_sha256, read_artifact
-from pifi_extract.errors import ArtifactError, CacheError, PifiError, SourceNotFoundError
+from pifi_extract.errors import ArtifactError, CacheError, NetworkError, OfflineError, PifiError, SourceNotFoundError
 from pifi_extract.safetensors_header import PREFIX_BYTES, header_length
 from pifi_extract.writer import temp_name_for
 
 from .fsutil import ensure_dir, file_mode, storage_error, sweep_temp_files
+from .integrity import refuse_format_1
 from .layout import INCOMING_DIR, CacheKey, key_of
 from .store import CachedArtifact, LayerCache
 
@@ -90,7 +91,9 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
     try:
         os.ftruncate(fd, size)
         try:
-            n = header_length(source.read(path, 0, PREFIX_BYTES), size, where)
+            n = header_length(source.read(path, 0, PREFIX_BYTES) if size >= PREFIX_BYTES else b"", size, where)
+        except (NetworkError, OfflineError):  # the network's fault, said as such (not "not an artifact")
+            raise
         except PifiError as err:
             raise ArtifactError(f"{where} is not a pifi artifact ({err.message}); refused, nothing was loaded") from None
         peek = source.read(path, PREFIX_BYTES, PREFIX_BYTES + min(n, PEEK_BYTES))  # before the whole header
@@ -103,21 +106,20 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
             info = read_artifact(tmp)
         except ArtifactError as err:
             raise ArtifactError(f"{where} is not a pifi artifact; refused, nothing was loaded", err.hint) from None
+        refuse_format_1(info, where)  # a pulled header must carry its digest: no downgrade to format 1
         key = key_of(info, path)
-        existing = cache.path_of(key)
-        if existing.is_file() and read_artifact(existing).data_sha256 == info.data_sha256:
-            try:
-                cache.get(key)
-                os.close(fd)
-                fd = -1
-                tmp.unlink()
-                return None, key, info
-            except ArtifactError:
-                pass  # the cached copy is corrupt: replace it
+        if _held(cache, key, info, where) is not None:  # the same artifact is cached: only its header was read
+            os.close(fd)
+            fd = -1
+            tmp.unlink()
+            return None, key, info
         tick = (lambda k: progress(k, size)) if progress is not None else None
         for start in range(PREFIX_BYTES + n, size, CHUNK):
             _pwrite_all(fd, source.read(path, start, min(start + CHUNK, size), progress=tick), start, incoming)
         os.fsync(fd)
+    except PifiError:  # (NetworkError is an OSError too: it is the network's fault, not the disk's)
+        tmp.unlink(missing_ok=True)
+        raise
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise storage_error(err, incoming) from None
@@ -135,8 +137,30 @@ def _stage(cache: LayerCache, source, path: str, incoming: Path, progress) -> tu
     return tmp, key, info
 
 
+def _held(cache: LayerCache, key: CacheKey, info: ArtifactInfo, where: str) -> CachedArtifact | None:
+    """The intact cached artifact of ``key`` if it holds what ``info`` describes; None if ``key`` is missing or
+    corrupt (then replaced); :class:`CacheError` if it holds other tensors (a pull never replaces them)."""
+    if not cache.path_of(key).is_file():
+        return None
+    try:
+        held, held_info = cache.get_checked(key)
+    except ArtifactError:
+        return None
+    if held_info.data_sha256 == info.data_sha256 and held_info.tensors == info.tensors:
+        return held
+    origin = f"pulled from {held.pulled_from}" if held.pulled_from else "extracted here"
+    raise CacheError(
+        f"{where} claims the key {key.display()}, which this cache already holds with other tensors ({origin}, "
+        f"data sha256 {held_info.data_sha256[:12]}… vs {info.data_sha256[:12]}…); refused, nothing was replaced",
+        f"see which is right with `pifi cache verify --against-source {key.display()}`; to take the pulled one, "
+        f"`pifi cache rm {key.display()}` and pull again",
+    )
+
+
 def _install(cache: LayerCache, tmp: Path, key: CacheKey, info: ArtifactInfo, source) -> CachedArtifact:
     with cache.locked(key) as final:
+        if _held(cache, key, info, f"{source.name}") is not None:  # written meanwhile (an extract): keep it
+            return cache.get(key)
         ensure_dir(final.parent)
         try:
             os.replace(tmp, final)

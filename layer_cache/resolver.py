@@ -25,6 +25,7 @@ from pifi_extract.artifact import ArtifactInfo, read_artifact
 from pifi_extract.errors import CacheError, PifiError
 from pifi_extract.extract import is_local_reference
 
+from .integrity import warn_format_1
 from .layout import DTYPE_TAGS, REFS_DIR, CacheKey, parse_rel_path
 from .pull import pull
 from .store import CachedArtifact, LayerCache, local_fingerprint
@@ -63,7 +64,9 @@ def resolve_reference(
     cache = LayerCache(cache_dir)
     path, key = _locate(cache, reference, token)
     if key is None:
-        return ResolvedArtifact(path, info=read_artifact(path))  # refuses a file that is not a pifi artifact
+        info = read_artifact(path)  # refuses a file that is not a pifi artifact
+        warn_format_1(info)
+        return ResolvedArtifact(path, info=info)
     cached, info = cache.get_checked(key)
     return ResolvedArtifact(cached.path, cached, info, verified=True)
 
@@ -159,12 +162,12 @@ def _match_key(
     for source_id, kind, folder in _source_dirs(cache, source):
         commits, preferred = _commits(cache, source_id, kind, folder, rev)
         if preferred is not None:
-            keys = [k for k in _keys_of_commit(cache, source_id, kind, preferred, layer) if dtype in (None, k.dtype)]
+            keys = _keys_of_commit(cache, source_id, kind, preferred, layer, dtype)
             if keys:  # `main` (or the folder's current state) wins over older commits
                 candidates += keys
                 continue
         for commit in commits:
-            candidates += [k for k in _keys_of_commit(cache, source_id, kind, commit, layer) if dtype in (None, k.dtype)]
+            candidates += _keys_of_commit(cache, source_id, kind, commit, layer, dtype)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -176,7 +179,17 @@ def _match_key(
     )
 
 
-def _keys_of_commit(cache: LayerCache, source: str, kind: str, commit: str, layer: int) -> list[CacheKey]:
+def _keys_of_commit(
+    cache: LayerCache, source: str, kind: str, commit: str, layer: int, dtype: str | None = None
+) -> list[CacheKey]:
+    """The cached artifacts of one commit's layer: every dtype, or the one ``dtype`` names. As in ``pifi extract``,
+    the dtype the checkpoint already has names the ``keep`` artifact (``:fp32`` of an fp32 model = ``:keep``)."""
+    if dtype is not None:
+        try:
+            key = cache.find(source, kind, commit, layer, dtype)
+        except PifiError:  # layer out of range for this commit
+            return []
+        return [key] if key is not None else []
     out = []
     for dtype in DTYPE_TAGS:
         try:

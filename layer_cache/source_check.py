@@ -32,20 +32,32 @@ def _source_args(key: CacheKey) -> tuple[str, str | None, str | None]:
 def verify_against_source(
     key: CacheKey, *, cache_dir: str | os.PathLike[str] | None = None, token: str | bool | None = None
 ) -> VerifyResult:
-    """Re-read the layer from its source and compare; a mismatch is reported, not raised."""
+    """Re-read the layer from its source and compare; a mismatch is reported, not raised.
+
+    Only a failed hash or a real difference is a corruption; a source that cannot be read (a local folder gone
+    or changed since, offline, no access, the Hub down) leaves the artifact *unchecked* (``unchecked=True``)."""
     cache = LayerCache(cache_dir)
     path = cache.path_of(key)
     try:
         cached = integrity.verify_full(path, key.display())
-        llm, revision, gguf_file = _source_args(key)
-        if key.kind == "local" and (not Path(llm).exists() or local_fingerprint(llm) != key.commit):
-            return VerifyResult(key, False, f"the local source {llm} changed or is gone since this artifact was made")
+    except PifiError as err:
+        return VerifyResult(key, False, err.message)
+    llm, revision, gguf_file = _source_args(key)
+    if key.kind == "local" and not Path(llm).exists():
+        return _unchecked(key, f"the local source {llm} is gone")
+    if key.kind == "local" and local_fingerprint(llm) != key.commit:
+        return _unchecked(key, f"the local source {llm} changed since this artifact was made")
+    try:
         source = open_source(llm, revision, token=token, gguf_file=gguf_file)
         (plan,) = plan_layers(source, [key.layer_index], dtype=key.dtype)
         with tempfile.TemporaryDirectory(prefix="pifi-verify-") as tmp:
             fresh = write_artifact(source, plan, Path(tmp) / key.filename)
-            if fresh.tensors == cached.tensors and fresh.data_sha256 == cached.data_sha256:
-                return VerifyResult(key, True)
-        return VerifyResult(key, False, f"differs from layer {key.layer_index} of its source {key.source}@{key.commit[:12]}")
     except PifiError as err:
-        return VerifyResult(key, False, err.message)
+        return _unchecked(key, err.message)
+    if fresh.tensors == cached.tensors and fresh.data_sha256 == cached.data_sha256:
+        return VerifyResult(key, True)
+    return VerifyResult(key, False, f"differs from layer {key.layer_index} of its source {key.source}@{key.commit[:12]}")
+
+
+def _unchecked(key: CacheKey, why: str) -> VerifyResult:
+    return VerifyResult(key, True, f"cannot check against the source ({why}); intact by its own hashes", unchecked=True)

@@ -20,6 +20,8 @@ from pifi_extract.plan import resolve_layer_index
 
 from . import integrity, ownership
 from .fsutil import check_writable, ensure_dir, key_lock, make_read_only, read_json, sweep_temp_files, write_atomic, write_json
+from .pifi_files import temp_file_sizes
+from .tidy import apply as remove_planned, plan_tidy as plan_removals
 from .layout import (
     INCOMING_DIR,
     LOCKS_DIR,
@@ -93,10 +95,12 @@ class LayerCache:
         check_writable(self.root)
 
     def claim_root(self) -> None:
-        """Create the root if needed; tag it as pifi's when pifi created it (or it holds only pifi files)."""
+        """Create the root if needed and tag it as pifi's; refuse (:class:`CacheError`) a folder that holds files
+        but no marker: pifi writes only into a folder it created (or one adopted with ``pifi cache adopt``)."""
         created = not os.path.lexists(self.root)
         ensure_dir(self.root)
-        ownership.claim(self.root, created=created)
+        if not ownership.claim(self.root, created=created):
+            raise ownership.not_pifi_cache(self.root)
 
     # ---- refs and model records ----------------------------------------------------------------
     def read_ref(self, source: str, kind: str, revision: str) -> str | None:
@@ -267,7 +271,7 @@ class LayerCache:
     def temp_files(self) -> list[tuple[Path, int]]:
         """(path, size) of every temp file of a writer in progress or crashed (``ls`` and ``--max-size`` count them)."""
         folders = [self.root / INCOMING_DIR] + [c for s in ownership.source_dirs(self.root) for c in ownership.commit_dirs(s)]
-        return [(p, size) for folder in folders for p, size in ownership.temp_file_sizes(folder)]
+        return [(p, size) for folder in folders for p, size in temp_file_sizes(folder)]
 
     def remove(self, key: CacheKey) -> list[Path]:
         """Delete one artifact and its memo (under its lock), then what :meth:`tidy` plans; the paths removed.
@@ -275,19 +279,19 @@ class LayerCache:
         Raises :class:`CacheError` for a root that is not a pifi cache or an artifact reached through a link.
         """
         path = self.path_of(key)
-        ownership.plan_tidy(self.root, [path])  # refuses before anything is touched
+        plan_removals(self.root, [path])  # refuses before anything is touched
         with self.locked(key) as path:
-            first = ownership.plan_tidy(self.root, [path])
+            first = plan_removals(self.root, [path])
             own = [p for p in first if p.parent == path.parent and p.name.startswith((path.name, f".{path.name}."))]
-            removed = ownership.apply(own)
+            removed = remove_planned(own)
         return removed + self.tidy()
 
     def plan_tidy(self, artifacts: list[Path] = ()) -> list[Path]:  # type: ignore[assignment]
-        """What removing ``artifacts`` and sweeping leftovers would remove (see :mod:`.ownership`)."""
-        return ownership.plan_tidy(self.root, list(artifacts))
+        """What removing ``artifacts`` and sweeping leftovers would remove (see :mod:`.tidy`)."""
+        return plan_removals(self.root, list(artifacts))
 
     def tidy(self) -> list[Path]:
         """Remove stale temp files, commit folders left without artifacts, refs to them, empty source folders."""
         if not self.root.is_dir():
             return []
-        return ownership.apply(ownership.plan_tidy(self.root))
+        return remove_planned(plan_removals(self.root))

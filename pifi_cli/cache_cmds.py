@@ -1,4 +1,4 @@
-"""`pifi cache ls|verify|rm|prune|push|pull`."""
+"""`pifi cache ls|verify|rm|prune|adopt|push|pull`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from .common import ByteProgress, CacheDirOpt, JsonOpt, QuietOpt, RevisionOpt, TokenOpt, fail, out_console, say, warn
 
 cache_app = typer.Typer(
-    help="The pifi layer cache ($PIFI_CACHE, else ~/.cache/pifi): list, verify, remove, prune, share via the Hub.",
+    help="The pifi layer cache ($PIFI_CACHE, else ~/.cache/pifi): list, verify, remove, prune, adopt, share via the Hub.",
     no_args_is_help=True,
 )
 KEYS_HELP = "Artifact references: cache keys (org/name:-1, org/name@rev:31:bf16), files in the cache, hf:// paths."
@@ -48,7 +48,8 @@ def cache_verify(
     token: TokenOpt = None,
     cache_dir: CacheDirOpt = None,
 ) -> None:
-    """Recompute each artifact's data sha256: OK or CORRUPT; exit code 1 if any is corrupt."""
+    """Recompute each artifact's data sha256: OK or CORRUPT; exit code 1 if any is corrupt, 3 if (--against-source)
+    some source could not be read (UNCHECKED: intact by its own hashes, keep it)."""
     from layer_cache import LayerCache, resolve_key, verify
 
     chosen = [resolve_key(k, cache_dir=cache_dir) for k in keys] if keys else None
@@ -58,13 +59,21 @@ def cache_verify(
         results = [verify_against_source(k, cache_dir=cache_dir, token=token) for k in chosen or LayerCache(cache_dir).keys()]
     else:
         results = verify(chosen, cache_dir=cache_dir)
+    from rich.markup import escape
+
     for r in results:
-        status = "[green]OK[/]" if r.ok else "[bold red]CORRUPT[/]"
-        out_console.print(f"{status}  {r.key.display()}" + (f"  ({r.error})" if r.error else ""), highlight=False, soft_wrap=True)
+        status = "[yellow]UNCHECKED[/]" if r.unchecked else "[green]OK[/]" if r.ok else "[bold red]CORRUPT[/]"
+        detail = f"  ({escape(r.error)})" if r.error else ""
+        out_console.print(f"{status}  {escape(r.key.display())}{detail}", highlight=False, soft_wrap=True)
     bad = [r for r in results if not r.ok]
+    unchecked = [r for r in results if r.unchecked]
     if bad:
         fail(f"{len(bad)} of {len(results)} artifacts are corrupt; remove them with `pifi cache rm KEY` and extract again")
         sys.exit(1)  # (typer.Exit's code is lost under standalone_mode=False)
+    if unchecked:
+        warn(f"{len(unchecked)} of {len(results)} artifacts could not be checked against their source (see above); "
+             "they are intact by their own hashes: keep them, and check again where the source can be read")
+        sys.exit(3)
     if not results:
         say("the cache is empty")
 
@@ -104,6 +113,15 @@ def cache_prune(
     elif result.paths:
         say(f"removed {len(result.paths)} files and empty folders of pifi's ({result.temp_files_removed} stale temp files)")
     say(f"{verb} {len(result.removed)} artifacts, {human_bytes(result.freed_bytes)}; {human_bytes(result.kept_bytes)} kept")
+
+
+@cache_app.command("adopt")
+def cache_adopt(cache_dir: CacheDirOpt = None) -> None:
+    """Mark a cache folder an older pifi wrote (no .pifi-cache marker) as pifi's, once every file in it is checked to be pifi's."""
+    from layer_cache import LayerCache, adopt
+
+    root = LayerCache(cache_dir).root
+    say(f"adopted {root} as a pifi cache" if adopt(cache_dir=cache_dir) else f"{root} already is a pifi cache")
 
 
 @cache_app.command("push")

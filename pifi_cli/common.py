@@ -9,6 +9,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 err_console = Console(stderr=True)  # progress, warnings, errors
 out_console = Console()  # results
@@ -23,12 +24,40 @@ def fail(message: str) -> None:
 
 
 def say(text: str) -> None:
-    """One result line on stdout, printed as is (no markup guessing, no wrapping)."""
-    out_console.print(text, highlight=False, soft_wrap=True)
+    """One result line on stdout, printed as is (no markup: "pifi[lora]" stays; no highlighting, no wrapping)."""
+    out_console.print(text, highlight=False, soft_wrap=True, markup=False)
 
 
 def warn(text: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {text}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _escape_help(command: Any) -> Any:
+    """Escape rich markup in a click command's help texts, in place, once: they are plain text."""
+    from rich.markup import escape
+
+    if command is not None and not getattr(command, "_pifi_plain_help", False):
+        for obj in (command, *getattr(command, "params", ())):
+            for attr in ("help", "short_help"):
+                if isinstance(getattr(obj, attr, None), str):
+                    setattr(obj, attr, escape(getattr(obj, attr)))
+        command._pifi_plain_help = True
+    return command
+
+
+class PlainHelpGroup(TyperGroup):
+    """The app's group: help texts print as written ("pifi[lora]", "hf://ORG/REPO[@REV]"), not as rich markup."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return _escape_help(super().get_command(ctx, cmd_name))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _escape_help(self)
+        for command in self.commands.values():
+            _escape_help(command)
+        super().format_help(ctx, formatter)
 
 
 def field_default(cls: type, name: str) -> Any:

@@ -32,21 +32,28 @@ def extract(
 
         return _print_dry_run(plan_only(llm, layer, revision=revision, dtype=dtype, token=token, gguf_file=gguf_file),
                               as_json)
+    from layer_cache.get_or_extract import protected_places
     from pifi_extract.artifact import read_artifact
     from pifi_extract.extract import artifact_file_name, extract_layers
-    from pifi_extract.writer import check_output_target
+    from pifi_extract.writer import check_output_target, refuse_inside
 
     if dtype not in DTYPES:
         raise typer.BadParameter("choose keep, bf16, fp16 or fp32", param_hint="--dtype")
-    if output is not None and not output.is_dir():
-        check_output_target(output)  # a device, FIFO or socket is refused before anything is written
+    protected = protected_places(llm, gguf_file=gguf_file, cache_dir=cache_dir)
+    if output is not None:  # the cache, the source, a device, FIFO or socket: refused before anything is written
+        refuse_inside(output, protected)
+        if not output.is_dir():
+            check_output_target(output)
     several = len(layer) > 1
 
     def output_for(index: int) -> Path:
         name = artifact_file_name(gguf_file or llm, index, dtype)
         if output is None:
-            return Path.cwd() / name
-        return output / name if several or output.is_dir() else output
+            path = Path.cwd() / name
+        else:
+            path = output / name if several or output.is_dir() else output
+        check_output_target(path, protected)
+        return path
 
     if no_cache:
         with ByteProgress(quiet, "extracting") as progress:
@@ -64,7 +71,7 @@ def extract(
         artifacts = get_or_extract_layers(llm, layer, revision=revision, dtype=dtype, token=token, cache_dir=cache_dir,
                                           progress=progress, on_wait=waiting, gguf_file=gguf_file)
     for art in artifacts:
-        path = art.path if output is None else place_copy(art.path, output_for(art.key.layer_index))
+        path = art.path if output is None else place_copy(art.path, output_for(art.key.layer_index), protected)
         _print_summary(path, read_artifact(path))
         origin = f" (pulled from {art.pulled_from}: not extracted here)" if art.pulled_from else ""
         say(f"{'from the cache' if art.hit else 'stored in the cache'}: {art.reference}{origin}")

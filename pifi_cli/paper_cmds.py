@@ -6,11 +6,13 @@ from typing import Annotated, Optional
 
 import typer
 
+from pifi_train.paper import table_names
+
 from .common import say
 
 
 def paper(
-    table: Annotated[Optional[str], typer.Argument(help="Table number (1, 3, 5, 7, 8, 9, 11, 14, 18, 19); none: list them.")] = None,
+    table: Annotated[Optional[str], typer.Argument(help=f"Table number ({', '.join(table_names())}); none: list them.")] = None,
 ) -> None:
     """Print the pifi commands that reproduce a table of the PiFi paper (nothing is run)."""
     from pifi_train.paper import TABLES, table_commands, table_names

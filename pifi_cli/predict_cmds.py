@@ -117,21 +117,20 @@ def _predict_seq2seq(loaded, text: Optional[list[str]], file: Optional[str], out
 
 
 def _write_jsonl(path: Path, records: list[dict], noun: str, ensure_ascii: bool = True) -> None:
-    """``predict -o``: one JSON object per line, then one line saying how many were written."""
+    """``predict -o``: one JSON object per line (written atomically), then one line saying how many were written."""
     import json
 
-    path.write_text("".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records), encoding="utf-8")
+    from pifi_extract.outputs import write_output_text
+
+    write_output_text(path, "".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records))
     say(f"wrote {len(records)} {noun} to {path}")
 
 
 def _check_predict_output(path: Path) -> None:
-    """Refuse ``predict -o`` onto a folder or into a missing folder, before any prediction runs."""
-    from pifi_extract.errors import ConfigError
+    """Refuse ``predict -o`` onto a folder, a FIFO, a device or into a missing folder, before any prediction runs."""
+    from pifi_extract.outputs import check_output_file
 
-    if path.is_dir():
-        raise ConfigError(f"-o {path} is a folder", "pass a file name, e.g. -o predictions.jsonl")
-    if not path.parent.is_dir():
-        raise ConfigError(f"-o {path}: the folder {path.parent} does not exist", "create it first, or choose another -o")
+    check_output_file(path, "-o")
 
 
 def register(app: typer.Typer) -> None:

@@ -40,6 +40,11 @@ def report(
         raise ConfigError(f"unknown --format {fmt!r}", f"use one of {', '.join(FORMATS)}")
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be at least 0, got {bootstrap}")
+    if plot is not None and not Path(plot).is_dir():
+        from pifi_extract.outputs import check_output_file
+
+        target = Path(plot) if Path(plot).suffix else Path(plot).with_suffix(".png")  # as the plot will be named
+        check_output_file(target, "--plot")  # a FIFO, device or missing folder: one line before any run is read
     result = build_report(run_dirs, Path(plot) if plot else None, bootstrap=bootstrap, against=against)
     if fmt is not None:
         typer.echo(render(result.rows, fmt, result.against))

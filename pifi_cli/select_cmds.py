@@ -64,6 +64,7 @@ def select(
     options = dict(locals())
     hf_logging.disable_progress_bar()
     config = dataclass_from_options(SelectConfig, options, cache_dir=str(cache_dir) if cache_dir else None)
+    _check_outputs((config.output, "-o"), (plot, "--plot"))  # before any layer is read
     with StepProgress(quiet, "pifi select") as progress:
         result = run_select(config, progress, token=token)
     _print_selection(result)
@@ -74,6 +75,15 @@ def select(
         say(f"cached: {key}")
     say(("" if result.extracted else f"pifi extract --llm {config.llm} --layer {result.best['layer']}"
          + (f" --gguf-file {config.gguf_file}" if config.gguf_file else "") + "\n") + train_command(result))
+
+
+def _check_outputs(*targets: tuple[Optional[str], str]) -> None:
+    """Refuse a user-named output (FIFO, device, folder, missing folder) before any work starts."""
+    from pifi_extract.outputs import check_output_file
+
+    for path, option in targets:
+        if path:
+            check_output_file(path, option)
 
 
 def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
@@ -88,9 +98,26 @@ def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
         style = "bold green" if row["rank"] == 1 else None
         table.add_row(row["name"], *[f"{row[n]:.4f}" for n in names], str(row["rank"]), style=style)
     out_console.print(table)
+    note = _noise_note(result.rows, result.num_samples) if "probe" in names else None
+    if note:
+        say(note)
     err_console.print(f"read {result.bytes_read / 1e6:.1f} MB ({result.embedding_rows} embedding rows"
                       f"{', cached layers ' + ','.join(map(str, result.cached_layers)) if result.cached_layers else ''})",
                       highlight=False)
+
+
+def _noise_note(rows: list, samples: int) -> Optional[str]:
+    """A note when the probe ranking is within noise: layers whose accuracy is within 2 standard errors of the best."""
+    from pifi_train.stats import accuracy_standard_error
+
+    best = max(r["probe"] for r in rows)
+    se = accuracy_standard_error(best, samples)
+    close = [r for r in rows if best - r["probe"] < 2 * se]
+    if len(close) < 2:
+        return None
+    return (f"note: with {samples} samples a probe accuracy has a standard error of about ±{100 * se:.1f} points; "
+            f"{len(close)} of {len(rows)} layers are within 2 of them of the best, so their order is within noise "
+            f"(more --samples narrows it)")
 
 
 @with_dataclass_options(*GROUPS, exclude=("method", "layer_artifact", "lora_r", "lora_alpha", "lora_dropout",
@@ -116,6 +143,7 @@ def sweep(
 
     hf_logging.disable_progress_bar()
     train = TrainConfig(**values_for(TrainConfig, options, output_dir=output_dir))
+    _check_outputs((plot, "--plot"))  # before any training
     with StepProgress(quiet, "pifi sweep") as progress:
         result = run_sweep(llm, train, layers=layers, gguf_file=gguf_file, revision=revision, token=token,
                            cache_dir=str(cache_dir) if cache_dir else None, selection=selection, progress=progress)
@@ -132,8 +160,13 @@ def sweep(
         value = result.mean(str(i))
         table.add_row(str(i), metric.show(value), f"{metric.points(value) - metric.points(base):+.2f}")
     out_console.print(table)
+    from pifi_train.stats import spearman_p_value
+
     for name, rho in result.spearman.items():
-        say(f"spearman({name}, {metric.label}) = {rho:.3f} over {len(result.layers)} layers")
+        p = spearman_p_value(rho, len(result.layers))
+        noise = "" if p < 0.05 else ": within noise (no evidence of a ranking; sweep more layers or seeds)"
+        say(f"spearman({name}, {metric.label}) = {rho:.3f} over {len(result.layers)} layers, p = {p:.3f} (exact for "
+            f"<= 8 layers){noise}")
     if plot:
         say(f"plot: {plot_sweep(result, plot)}")
     say(f"sweep: {result.output_dir / 'sweep.json'}")

@@ -23,13 +23,15 @@ from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
+    LocalEntryNotFoundError,
+    LocalTokenNotFoundError,
     OfflineModeIsEnabled,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status
 
-from .errors import AccessDeniedError, NetworkError, OfflineError, SourceNotFoundError
+from .errors import AccessDeniedError, NetworkError, OfflineError, PifiError, SourceNotFoundError
 
 RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 STALE_REDIRECT_STATUSES = {401, 403, 404, 410}
@@ -41,17 +43,30 @@ def default_backoff() -> float:
     return float(os.environ.get("PIFI_HTTP_BACKOFF", "0.5"))
 
 
+def read_timeout() -> float:
+    """Seconds a Hub request may go without a byte: huggingface_hub's ``HF_HUB_DOWNLOAD_TIMEOUT`` (default 10)."""
+    return float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
+
+
 def retry_delay(base: float, failures: int) -> float:
     """Seconds to wait before retry number ``failures`` (1, 2, ...): doubling from ``base``, capped."""
     return min(MAX_BACKOFF, base * 2 ** (failures - 1))
 
 
+WRITE_HINT = "log in with a token that has write access (`hf auth login`), or pass --token / set HF_TOKEN"
+OFFLINE_HINT = "unset HF_HUB_OFFLINE (or connect once) to reach the Hub; what was fetched before works offline"
+
+
 @contextlib.contextmanager
-def hub_errors(repo_id: str, revision: str | None, path: str | None = None) -> Iterator[None]:
-    """Turn huggingface_hub's exceptions into pifi's one-line errors."""
+def hub_errors(repo_id: str, revision: str | None = None, path: str | None = None, *, push: bool = False
+               ) -> Iterator[None]:
+    """Turn huggingface_hub's and the network's exceptions into pifi's one-line errors: the one mapping of every
+    command that talks to the Hub (reads, and with ``push`` uploads to ``repo_id``)."""
     what = f"{repo_id}/{path}" if path else repo_id
     try:
         yield
+    except LocalTokenNotFoundError:
+        raise AccessDeniedError(f"pushing to {repo_id} needs a Hub token with write access", WRITE_HINT) from None
     except GatedRepoError:
         raise AccessDeniedError(
             f"{repo_id} is gated and this token has no access",
@@ -66,22 +81,32 @@ def hub_errors(repo_id: str, revision: str | None, path: str | None = None) -> I
         raise SourceNotFoundError(
             f"revision {revision!r} not found in {repo_id}", "pass an existing branch, tag or commit sha to --revision"
         ) from None
+    except (OfflineModeIsEnabled, LocalEntryNotFoundError):  # offline, or the Hub unreachable and nothing cached
+        raise _unreachable(what, "pushing to" if push else "reading") from None
     except EntryNotFoundError:
         raise SourceNotFoundError(f"file {what!r} not found at revision {revision or 'main'}") from None
-    except OfflineModeIsEnabled:
-        raise OfflineError(
-            f"HF_HUB_OFFLINE=1 and {repo_id} is not available locally",
-            "unset HF_HUB_OFFLINE, or use a cached artifact or a local model folder",
-        ) from None
     except HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else None
         if status in (401, 403):
+            if push:
+                raise AccessDeniedError(f"no write access to {repo_id} (HTTP {status})", WRITE_HINT) from None
             raise AccessDeniedError(
                 f"access to {what} denied (HTTP {status})", "log in with `hf auth login` or pass --token / set HF_TOKEN"
             ) from None
         raise NetworkError(f"the Hub answered HTTP {status} for {what}", "try again later") from None
     except httpx2.TransportError as err:
-        raise NetworkError(f"cannot reach the Hub for {what}: {err}", "check the network or HF_ENDPOINT") from None
+        raise _unreachable(what, "pushing to" if push else "reading", err) from None
+
+
+def _unreachable(what: str, doing: str, err: BaseException | None = None) -> PifiError:
+    """HF_HUB_OFFLINE=1 (OfflineError), or the Hub does not answer (NetworkError); never "not found"."""
+    if constants.is_offline_mode():
+        cached = "" if doing.startswith("push") else ", and it is not in the local cache"
+        return OfflineError(f"HF_HUB_OFFLINE=1: {doing} {what} needs the Hub{cached}", OFFLINE_HINT)
+    detail = f": {err}" if err is not None and str(err) else ""
+    return NetworkError(f"cannot reach the Hub ({constants.ENDPOINT}) while {doing} {what}{detail}",
+                        "check the network, a proxy, or HF_ENDPOINT; what was fetched before works offline "
+                        "(HF_HUB_OFFLINE=1)")
 
 
 def model_info(repo_id: str, revision: str | None, token: str | bool | None) -> dict[str, Any]:
@@ -91,7 +116,8 @@ def model_info(repo_id: str, revision: str | None, token: str | bool | None) -> 
     if revision is not None:
         url += f"/revision/{quote(revision, safe='')}"
     with hub_errors(repo_id, revision):
-        resp = get_session().get(url, headers=build_hf_headers(token=token), params={"blobs": True})
+        resp = get_session().get(url, headers=build_hf_headers(token=token), params={"blobs": True},
+                                 timeout=read_timeout())
         hf_raise_for_status(resp)
     try:
         info = resp.json()
@@ -218,7 +244,7 @@ class HubSource:
         headers["Range"] = f"bytes={pos}-{end - 1}"
         headers["Accept-Encoding"] = "identity"
         try:
-            with get_session().stream("GET", target or self._url(path), headers=headers) as resp:
+            with get_session().stream("GET", target or self._url(path), headers=headers, timeout=read_timeout()) as resp:
                 if target is not None and resp.status_code in STALE_REDIRECT_STATUSES:
                     resp.read()  # a signed storage URL expired: ask the Hub again
                     with self._lock:
@@ -245,11 +271,11 @@ class HubSource:
                         pos += n
                         if progress is not None:
                             progress(n)
-        except (httpx2.NetworkError, httpx2.TimeoutException, httpx2.RemoteProtocolError) as err:
+        except httpx2.TimeoutException:
+            raise _Retryable(f"no data for {read_timeout():g} s, HF_HUB_DOWNLOAD_TIMEOUT", pos) from None
+        except (httpx2.NetworkError, httpx2.RemoteProtocolError) as err:
             raise _Retryable(str(err) or type(err).__name__, pos) from None
-        except httpx2.TransportError as err:
-            raise NetworkError(f"cannot reach the Hub for {self.name}/{path}: {err}") from None
-        except OfflineModeIsEnabled:
+        except (httpx2.TransportError, OfflineModeIsEnabled):
             with hub_errors(self.name, self.revision, path):
                 raise
         if pos < end:

@@ -14,6 +14,7 @@ import secrets
 import stat
 from pathlib import Path
 from types import TracebackType
+from typing import Iterable
 
 from .artifact import DATA_HASH_PLACEHOLDER, HEADER_HASH_PLACEHOLDER, data_sha256, header_sha256
 from .errors import StorageError
@@ -27,9 +28,25 @@ def temp_name_for(target: Path) -> Path:
     return target.with_name(f".{target.name}{TMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
 
 
-def check_output_target(target: str | os.PathLike[str]) -> None:
-    """Refuse a ``target`` that exists and is not a regular file (device, FIFO, socket, folder; or a link to one)."""
+def refuse_inside(target: str | os.PathLike[str], protected: Iterable[tuple[str, str | os.PathLike[str]]]) -> None:
+    """Refuse a ``target`` (a file, or a folder files go into) inside, or equal to, a protected place: one of
+    ``(what, path)``, e.g. ``("the pifi cache", root)``, ``("the source model", folder)``; links resolved."""
+    path = Path(target).absolute()
+    where = {Path(os.path.realpath(path)), Path(os.path.realpath(path.parent)) / path.name, path}
+    for what, place in protected:
+        root = Path(os.path.realpath(place))
+        if any(p == root or root in p.parents for p in where):
+            raise StorageError(f"refusing to write to {path}: it is inside {what} ({root})",
+                               "choose an --output outside it; pifi never writes over its cache or a source's files")
+
+
+def check_output_target(
+    target: str | os.PathLike[str], protected: Iterable[tuple[str, str | os.PathLike[str]]] = ()
+) -> None:
+    """Refuse a ``target`` that exists and is not a regular file (device, FIFO, socket, folder; or a link to one),
+    or that lies inside a ``protected`` place (:func:`refuse_inside`)."""
     path = Path(target)
+    refuse_inside(path, protected)
     try:
         st = os.stat(path)  # follows a link: what a write would replace or reach
     except OSError:  # missing (or unreachable: the write itself says why)

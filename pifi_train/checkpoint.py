@@ -65,8 +65,9 @@ def load_into(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], froze
 
 
 def save_state(run_dir: Path, model_tensors: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-               trainer: dict[str, Any]) -> None:
-    """The last finished epoch: trainable tensors, optimizer moments, RNG, trainer counters."""
+               trainer: dict[str, Any], scheduler: Any = None) -> None:
+    """The last finished epoch: trainable tensors, optimizer moments, RNG, trainer counters and the learning-rate
+    scheduler's state (its step count: the next rate follows from it)."""
     state = optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in model_tensors.items()}
     for index, moments in state["state"].items():
@@ -76,10 +77,16 @@ def save_state(run_dir: Path, model_tensors: Mapping[str, torch.Tensor], optimiz
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
     save_trainable(run_dir / STATE_DIR / STATE_WEIGHTS, tensors, {"format": "pifi-train-state-1"})
-    write_json(run_dir / STATE_DIR / STATE_COUNTERS, {**trainer, "param_groups": state["param_groups"]})
+    counters = {**trainer, "param_groups": state["param_groups"]}
+    if scheduler is not None:
+        from .optim import scheduler_state
+
+        counters["scheduler"] = scheduler_state(scheduler)
+    write_json(run_dir / STATE_DIR / STATE_COUNTERS, counters)
 
 
-def load_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def load_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scheduler: Any = None) -> dict[str, Any]:
     """Restore what :func:`save_state` wrote; returns the trainer counters."""
     trainer = read_json(run_dir / STATE_DIR / STATE_COUNTERS)
     tensors = load_tensors(run_dir / STATE_DIR / STATE_WEIGHTS)
@@ -90,6 +97,14 @@ def load_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Opt
             _, index, name = key.split(".", 2)
             moments.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": moments, "param_groups": trainer.pop("param_groups")})
+    saved_schedule = trainer.pop("scheduler", None)
+    if (scheduler is None) != (saved_schedule is None):
+        raise CorruptFileError(f"{run_dir / STATE_DIR / STATE_COUNTERS}: the resume state "
+                               f"{'has no' if saved_schedule is None else 'has a'} learning-rate schedule, "
+                               f"the run's options {'have one' if saved_schedule is None else 'none'}",
+                               "was config.json edited? restore the run")
+    if scheduler is not None:
+        scheduler.load_state_dict(saved_schedule)
     torch.set_rng_state(tensors["rng.cpu"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])

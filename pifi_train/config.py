@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pifi_extract.errors import ConfigError
 
-from .options import (AblationOptions, DataOptions, OptimOptions, PlugOptions, QaOptions,
-                      RunOptions, Seq2SeqOptions, TrackingOptions, default_of, option_fields)
+from .options import (LAYER_METHODS, OPTIMIZERS, SCHEDULERS, AblationOptions, DataOptions, OptimOptions, PlugOptions,
+                      QaOptions, RunOptions, Seq2SeqOptions, TrackingOptions, default_of, option_fields)
 
 if TYPE_CHECKING:  # torch is imported where a tensor is made: the CLI reads these defaults without it
     import torch
@@ -44,8 +44,12 @@ class TrainConfig(Seq2SeqOptions, QaOptions, TrackingOptions, AblationOptions, R
         for name in ("max_train_samples", "max_eval_samples", "max_length"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.method == "pifi" and not self.layer_artifact:
-            raise ConfigError("--method pifi needs --layer-artifact", "run `pifi extract` first, or use --method base")
+        if self.method in LAYER_METHODS and not self.layer_artifact:
+            raise ConfigError(f"--method {self.method} needs --layer-artifact",
+                              "run `pifi extract` first" + (", or use --method base" if self.method == "pifi" else ""))
+        if self.method == "llm" and (self.slm != PlugOptions.slm or not self.slm_pretrained):
+            raise ConfigError("--method llm has no small model: --slm and --slm-random-init do not apply",
+                              "drop them (the LLM's own embedding rows and tokenizer come from the layer's source)")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "seeds": self.seeds,
                     "eval_batch_size": self.eval_batch_size or 1}
         for name, value in positive.items():
@@ -55,6 +59,7 @@ class TrainConfig(Seq2SeqOptions, QaOptions, TrackingOptions, AblationOptions, R
                 and 0 <= self.label_smoothing < 1):  # written so that NaN fails every test
             raise ConfigError("--lr and --grad-clip must be finite numbers > 0, --weight-decay >= 0, "
                               "--label-smoothing in [0, 1)")
+        self.validate_optimisation()
         if not 0.0 < self.validation_fraction < 1.0:
             raise ConfigError(f"--validation-fraction must be in (0, 1), got {self.validation_fraction}")
         if self.num_workers < 0:
@@ -62,6 +67,15 @@ class TrainConfig(Seq2SeqOptions, QaOptions, TrackingOptions, AblationOptions, R
         self.validate_ablations()
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def validate_optimisation(self) -> None:
+        for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"--{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ConfigError(f"--warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"--patience must be at least 1, got {self.patience}", "drop it to train every epoch")
 
     def validate_ablations(self) -> None:
         from .clean import resolve_cleaning

@@ -148,6 +148,9 @@ def target_from_run(run_dir: str | Path, token: str | bool | None = None) -> Cos
 
     opened = open_run(run_dir, token)
     options = opened.options
+    if options.method == "llm":
+        raise ConfigError(f"{opened.run_dir}: pifi cost does not count --method llm runs (no SLM) yet",
+                          "count its layer with --slm and --layer-artifact, or the base SLM alone")
     runtime = opened.family.runtime()
     slm_config = runtime.load_slm_config(str(opened.run_dir / run_files.CHECKPOINT_DIR))
     sources = []

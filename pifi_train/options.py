@@ -21,6 +21,10 @@ from typing import Any
 from pifi_extract.errors import ConfigError
 
 CLASSIFICATION, QA, SEQ2SEQ = "classification", "qa", "seq2seq"
+# --method: lora is the SLM with peft LoRA adapters, no layer (Table 18); llm is a frozen LLM layer on the LLM's own
+# embedding rows with a head, no SLM (Table 15)
+METHODS = ("pifi", "base", "lora", "llm")
+LAYER_METHODS = ("pifi", "llm")  # the methods that plug --layer-artifact
 
 
 def option(default: Any, help: str, *, families: tuple[str, ...] | None = None, result: bool = True,
@@ -68,34 +72,44 @@ class PlugOptions:
     """The small LM and how the LLM layer is plugged in."""
 
     slm: str = option("google-bert/bert-base-uncased", "Small LM: Hub id or local folder (BERT, RoBERTa, DeBERTa-V3, "
-                      "ELECTRA, MiniLM, SmolLM2...; seq2seq: T5, BART...).")
+                      "ELECTRA, MiniLM, SmolLM2...; seq2seq: T5, BART...; not --method llm).")
     slm_pretrained: bool = option(True, "Pretrained SLM weights (--slm-random-init: random, for benchmarks).",
                                   flag="--slm-pretrained/--slm-random-init", hidden=True)
     layer_artifact: str | list[str] | None = option(
         None, "The LLM layer: artifact file from `pifi extract`, or a cache key (org/name:-1). Repeat to plug several "
-        "layers in that order (same hidden size).", methods=("pifi",), result=False)  # its sha256 is the identity
-    method: str = option("pifi", "pifi (SLM + frozen LLM layer), base (the SLM alone) or lora (the SLM with LoRA "
-                         "adapters; pifi[lora]).")
+        "layers in that order (same hidden size).", methods=LAYER_METHODS, result=False)  # sha256: the identity
+    method: str = option("pifi", "pifi (SLM + frozen LLM layer), base (the SLM alone), lora (the SLM with LoRA "
+                         "adapters; pifi[lora]) or llm (no SLM: the LLM's own embedding rows, read for the tokens "
+                         "the data uses, -> the frozen layer(s), causal -> head; classification; Table 15).")
     plug: str | None = option(None, "cls: only the pooled vector goes through the layer (the paper's classifier); "
                               "sequence: every token (QA and seq2seq always).", methods=("pifi",))
     attention: str = option("bidirectional", "Attention inside the layer when every token goes through it: "
                             "bidirectional or causal.", methods=("pifi",))
     post_norm: bool = option(False, "Apply the LLM's final norm after the layer (off in the paper).",
-                             methods=("pifi",), flag="--post-norm/--no-post-norm")
-    pooling: str = option("auto", "auto (first token for encoders, last non-pad token for decoders), first or last.",
+                             methods=LAYER_METHODS, flag="--post-norm/--no-post-norm")
+    pooling: str = option("auto", "h_enc: auto (first token for encoders, last non-pad token for decoders and --method "
+                          "llm), first, last, mean (over real tokens) or mean_with_padding (over all --max-length "
+                          "positions: inputs padded to --max-length, as the authors'; Table 10).",
                           families=(CLASSIFICATION,))
     dropout: float = option(0.2, "Dropout of the classification head.", families=(CLASSIFICATION,))
 
 
 @dataclass
 class OptimOptions:
-    """Optimisation (Adam, no scheduler: the paper's recipe)."""
+    """Optimisation (Adam, no scheduler, no early stopping: the paper's recipe)."""
 
     epochs: int = option(3, "Epochs (with --resume: extend the run to this many).")
     batch_size: int = option(32, "Batch size per process (last partial batch dropped).")
     eval_batch_size: int | None = option(None, "Evaluation batch size (default: --batch-size).", result=False)
-    lr: float = option(5e-5, "Adam learning rate.")
-    weight_decay: float = option(0.0, "Adam weight decay.")
+    lr: float = option(5e-5, "Learning rate (the peak one with --scheduler linear/cosine).")
+    optimizer: str = option("adam", "adam (the paper's), adamw or sgd (plain, no momentum: the authors' choices).")
+    weight_decay: float = option(0.0, "Weight decay: adam and sgd add it to the gradient (L2), adamw decouples it.")
+    scheduler: str = option("constant", "Learning rate per step: constant (the paper's), linear (decay to 0) or "
+                            "cosine (to 0), after --warmup-ratio of the steps (transformers' schedules).")
+    warmup_ratio: float = option(0.0, "Share of all training steps over which the learning rate rises linearly "
+                                 "from 0 (any --scheduler).")
+    patience: int | None = option(None, "Early stopping: stop when the --select-by metric has not improved for this "
+                                  "many epochs (default: train every epoch, as the paper).")
     label_smoothing: float = option(0.05, "Cross-entropy label smoothing.")
     grad_clip: float = option(5.0, "Gradient-norm clipping.")
     select_by: str = option("auto", "The validation metric that picks the best epoch: auto (the family's: "
@@ -199,10 +213,11 @@ def result_options() -> list[str]:
     return [f.name for f in option_fields() if f.metadata.get("result", True)]
 
 
-METHODS = ("pifi", "base", "lora")  # lora: the SLM with peft LoRA adapters, no layer (Table 18)
 PLUGS = ("cls", "sequence")
 ATTENTIONS = ("bidirectional", "causal")
-POOLINGS = ("auto", "first", "last")
+POOLINGS = ("auto", "first", "last", "mean", "mean_with_padding")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("constant", "linear", "cosine")
 
 
 @dataclass(frozen=True)

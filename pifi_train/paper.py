@@ -31,6 +31,15 @@ TABLES: dict[str, tuple[str, list[str]]] = {
     "1": ("main results: BERT-base ± the last Llama-3.1-8B layer on 7 tasks (also --slm microsoft/deberta-v3-base)",
           ["pifi extract --llm meta-llama/Llama-3.1-8B --layer -1", *_pair(ALL_TASKS),
            "pifi report runs/t1 --format md"]),
+    "2": ("translation (Multi30K en->de, T5-base) and summarization (CNN/DailyMail, BART-base): base vs PiFi "
+          "(needs pifi[datasets,generation])",
+          ["pifi extract --llm meta-llama/Llama-3.1-8B --layer -1",
+           "for method in base pifi; do",
+           f"  pifi train --task multi30k --slm google-t5/t5-base --method $method --layer-artifact {LLAMA} "
+           "--seeds 5 --output-dir runs/t2/multi30k-$method",
+           f"  pifi train --task cnn_dailymail --slm facebook/bart-base --method $method --layer-artifact {LLAMA} "
+           "--seeds 5 --output-dir runs/t2/cnndm-$method",
+           "done", "pifi report runs/t2 --no-plot"]),
     "3": ("domain shift: train on IMDB, also test on the tweet sentiment test set",
           [f"pifi train --task imdb --method base --slm {BERT} --seeds 5 --extra-test tweet_sentiment_binary "
            "--output-dir runs/t3/imdb-base",

@@ -17,6 +17,8 @@ from torch import nn
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
+from .options import LAYER_METHODS
+
 LAYER_PREFIX = "layer."
 
 
@@ -31,13 +33,13 @@ class PluggedModel(nn.Module):
     train_layer: bool = False
 
     def check_layer(self, layer: Any, method: str, post_norm: bool, train_layer: bool) -> bool:
-        """Whether the model plugs ``layer`` in (``method="pifi"``; it must then be given, and carry the
+        """Whether the model plugs ``layer`` in (``method`` pifi or llm; it must then be given, and carry the
         LLM's final norm for ``post_norm``); remembers ``train_layer``."""
         self.train_layer = train_layer
-        if method != "pifi":
+        if method not in LAYER_METHODS:
             return False
         if layer is None:
-            raise ConfigError("--method pifi needs a layer artifact (--layer-artifact)")
+            raise ConfigError(f"--method {method} needs a layer artifact (--layer-artifact)")
         if post_norm and getattr(layer, "final_norm", None) is None:
             raise ArtifactError("--post-norm needs the LLM's final norm, and this artifact has none")
         return True

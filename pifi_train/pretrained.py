@@ -21,6 +21,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from pifi_extract.errors import ConfigError
+
 from . import checkpoint as ckpt
 from . import run_files
 from .build import load_frozen_layers
@@ -28,7 +30,7 @@ from .config import TrainConfig, resolve_precision
 from .families.classification.family import CLASSIFICATION
 from .families.classification.model import SequenceClassifier
 from .layer_ref import describe_artifacts
-from .run_record import layers_for, load_run, make_record
+from .run_record import layers_for, load_run, make_record, open_run
 from .slm import load_slm, load_slm_config, load_tokenizer
 
 
@@ -79,6 +81,11 @@ class PifiModel(SequenceClassifier):
         or a cache key; None = the SLM alone, ``method="base"``). ``options``: TrainConfig fields (plug,
         pooling, dropout, label_smoothing, max_length, slm_pretrained...), recorded in the saved config."""
         method = options.pop("method", "pifi" if layer_artifact else "base")
+        if method == "llm":
+            raise ConfigError("PifiModel wraps an SLM; --method llm has none", "train it with `pifi train --method llm`")
+        if options.get("pooling") == "mean_with_padding":  # the average would take the Trainer's padding
+            raise ConfigError("pooling mean_with_padding averages inputs padded to max_length, which a "
+                              "transformers.Trainer collator does not do", "use pooling mean, or `pifi train`")
         config = TrainConfig(slm=slm, layer_artifact=layer_artifact if method == "pifi" else None, method=method,
                              **options)
         wiring = CLASSIFICATION.model_options(config)  # option values checked before anything loads
@@ -95,7 +102,11 @@ class PifiModel(SequenceClassifier):
                         layer_artifact: str | Sequence[str] | None = None) -> "PifiModel":
         """The model of a saved folder or a pifi classification run; the layer comes from its recorded
         reference (or ``layer_artifact`` if it moved) and must have the recorded sha256."""
-        run = load_run(folder, device=device, layer_artifact=layer_artifact,
+        opened = open_run(folder)
+        if opened.options.method == "llm":
+            raise ConfigError(f"{folder} is a --method llm run (no SLM): PifiModel wraps an SLM",
+                              "load it with pifi_train.load_classifier, or `pifi predict --run-dir`")
+        run = load_run(opened, device=device, layer_artifact=layer_artifact,
                        make_model=lambda slm, spec, wiring, layer: cls(slm, len(spec["labels"]), wiring, layer))
         identities = layers_for(run.record, layer_artifact) if run.options.method == "pifi" else None
         return run.model._attach(run.options, identities, run.spec["labels"], run.tokenizer,

@@ -19,7 +19,7 @@ from pifi_extract.errors import ConfigError, CorruptFileError, PifiError, Source
 from . import run_files
 from .clean import resolve_cleaning
 from .families import Family, family_of_record
-from .options import option_fields, result_options
+from .options import LAYER_METHODS, option_fields, result_options
 from .report_compare import LayerInfo
 from .run_record import options_of
 
@@ -42,14 +42,17 @@ class RunRecord:
     layers: tuple[LayerInfo, ...] = ()  # the plugged layer(s), in order (none for base and LoRA runs)
 
 
-def _key(options: Any, family: Family, layers: Sequence[LayerInfo]) -> Key:
+def _key(record: dict[str, Any], options: Any, family: Family, layers: Sequence[LayerInfo]) -> Key:
     """The options that change a run's result, normalised: those of another method dropped (a base run's
-    --plug means nothing), the family's own values filled in (``--max-length`` unset = the family's); the
-    layers by sha256."""
+    --plug means nothing), the family's own values filled in (``--max-length`` unset = the family's, ``--pooling
+    auto`` = the pooling it resolved to); the layers by sha256."""
     method = options.method
     resolved = {"plug": family.plug(options), "max_length": family.max_length(options),
                 "select_by": family.metrics.selection(options.select_by).key,
                 "clean_text": resolve_cleaning(options.clean_text, options.task)}
+    pooled = record.get("model", {}).get("pooling") if isinstance(record.get("model"), dict) else None
+    if isinstance(pooled, str) and options.pooling == "auto":  # auto resolved for the SLM (first token, last...)
+        resolved["pooling"] = pooled
     values = []
     for f in option_fields():
         if f.name not in result_options():
@@ -151,7 +154,7 @@ def _layers(record: dict[str, Any]) -> tuple[LayerInfo, ...]:
         layers.append(LayerInfo(text("source") or text("path") or sha[:12], text("reference"), text("path"), sha,
                                 index if isinstance(index, int) and not isinstance(index, bool) else None))
     if not layers:
-        raise CorruptFileError("config.json records no layer for a --method pifi run", FIX)
+        raise CorruptFileError("config.json records no layer for a run that plugs one", FIX)
     return tuple(layers)
 
 
@@ -186,9 +189,9 @@ def load_record(run_dir: Path) -> RunRecord | None:
                 curve.append(_number(validation[primary], f"metrics.json epochs[{i}].validation.{primary}"))
         extra_tests = _mapping(final.get("extra_tests") or {}, "metrics.json final.extra_tests")
         extra = {name: _metrics(m, keys, f"metrics.json final.extra_tests.{name}") for name, m in extra_tests.items()}
-        layers = _layers(record) if options.method == "pifi" else ()
-        return RunRecord(run_dir, family.name, _key(options, family, layers), seed, split, values, curve, extra,
-                         layers)
+        layers = _layers(record) if options.method in LAYER_METHODS else ()
+        return RunRecord(run_dir, family.name, _key(record, options, family, layers), seed, split, values, curve,
+                         extra, layers)
     except PifiError as err:
         message = err.message if str(run_dir) in err.message else f"{run_dir}: {err.message}"
         raise CorruptFileError(message, FIX) from None

@@ -6,7 +6,9 @@ Layout of one run (``seeds > 1``: one such folder per ``seed-<s>/`` plus ``sweep
     metrics.json                per-epoch and final metrics (the family's metrics spec)
     predictions.jsonl           the best epoch's prediction for every example of validation and each test set
     checkpoint/                 the best epoch: ONLY trainable tensors (pifi_trainable.safetensors), the SLM's
-                                config and tokenizer files (listed in config.json: ``checkpoint_files``)
+                                config and tokenizer files (listed in config.json: ``checkpoint_files``);
+                                --method llm: the LLM's config and tokenizer, its frozen embedding rows
+                                (embedding_rows.safetensors)
     state/                      the last finished epoch, for --resume (last.safetensors, trainer.json)
     tensorboard/                --report-to tensorboard
 
@@ -35,6 +37,7 @@ SWEEP = "sweep.json"
 PREDICTIONS = "predictions.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 WEIGHTS = "pifi_trainable.safetensors"
+EMBEDDING_ROWS = "embedding_rows.safetensors"  # --method llm: the LLM's embedding rows the run uses (frozen)
 STATE_DIR = "state"
 STATE_WEIGHTS = "last.safetensors"
 STATE_COUNTERS = "trainer.json"
@@ -48,7 +51,7 @@ _LEGACY_TOP = ("test_predictions.json", "predictions.json")
 _CHECKPOINT_KNOWN = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                      "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json",
                      "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "chat_template.jinja",
-                     "chat_template.json", WEIGHTS)
+                     "chat_template.json", WEIGHTS, EMBEDDING_ROWS)
 _TEMP = re.compile(r"^\..+\.(tmp|partial)$|^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 _TFEVENTS = re.compile(r"^events\.out\.tfevents\.[\w.-]+$")
 _SEED_DIR = re.compile(r"^seed-\d+$")

@@ -20,7 +20,7 @@ from pifi_extract.errors import ArtifactError, ConfigError, CorruptFileError, Pi
 
 from . import run_files
 from .config import Precision, TrainConfig
-from .options import ModelOptions
+from .options import LAYER_METHODS, ModelOptions
 from .families import Family, family_of_record
 from .families.spec import FamilyRuntime
 from .layer_ref import LayerIdentity, artifact_references, describe_artifact, recorded_layers
@@ -50,8 +50,9 @@ def make_record(config: TrainConfig, family: Family, seed: int, spec: dict[str, 
     return {
         run_files.RUN_MARKER: RUN_VERSION, "family": family.name, "seed": seed, "options": config.to_dict(),
         "layer": layer_record(layer) if layer is not None else None,
-        "slm": {"name": config.slm, "model_type": slm_config.model_type,
-                "hidden_size": getattr(slm_config, "hidden_size", getattr(slm_config, "d_model", None))},
+        "slm": None if config.method == "llm" else {  # --method llm: no SLM (model.llm_embeddings says what fed it)
+            "name": config.slm, "model_type": slm_config.model_type,
+            "hidden_size": getattr(slm_config, "hidden_size", getattr(slm_config, "d_model", None))},
         "model": spec, "data": data.source,
         "num_examples": {"train": count(data.train), "validation": count(data.validation), "test": count(data.test),
                          **{f"extra_test:{name}": len(e) for name, e in (data.extra_tests or {}).items()}},
@@ -198,8 +199,14 @@ def load_run(run_dir: str | Path | OpenedRun, device: str = "auto",
     ctx = dist.DistContext(device=dist.resolve_device(device))
     precision = resolve_precision("auto", ctx.device)
     folder = str(opened.run_dir / run_files.CHECKPOINT_DIR)
-    slm = runtime.load_slm(folder, runtime.load_slm_config(folder), pretrained=False)
-    layers = layers_for(record, layer_artifact or opened.layer_artifact) if options.method == "pifi" else None
+    layers = layers_for(record, layer_artifact or opened.layer_artifact) if options.method in LAYER_METHODS else None
+    if options.method == "llm" and layers:
+        from .llm_rows import run_embeddings
+
+        slm = run_embeddings(Path(folder), dict(opened.spec.get("llm_embeddings") or {}),
+                             [identity.path for identity in layers], token)
+    else:
+        slm = runtime.load_slm(folder, runtime.load_slm_config(folder), pretrained=False)
     make = make_model or runtime.build_model
     wiring = opened.family.model_options(options)
     try:

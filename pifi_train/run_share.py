@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +36,7 @@ class PushedRun:
     commit: str | None
     paths: list[str]
     card: str
+    warnings: list[str] = field(default_factory=list)  # the licence policy's (--with-layer)
 
 
 def _layer_sources(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,17 +107,18 @@ def run_card(repo_id: str, record: dict[str, Any], metrics: dict[str, Any] | Non
     options = record["options"]
     task = options.get("task") or Path(options.get("train_file") or "local data").name
     licences = sorted({str(layer["license"]) for layer in layers if layer.get("license")})
-    bases = [options["slm"], *sorted({layer["source"] for layer in layers if layer.get("source_kind") == "hub"})]
+    slm = None if options.get("method") == "llm" else options["slm"]  # --method llm: no SLM
+    bases = [*([slm] if slm else []), *sorted({layer["source"] for layer in layers if layer.get("source_kind") == "hub"})]
     front = ["---", "library_name: pifi", f"license: {licences[0] if len(licences) == 1 else 'other'}",
              f"pipeline_tag: {_PIPELINE_TAGS.get(family.name, 'other')}", "base_model:", *[f"- {b}" for b in bases],
              "tags:", "- pifi", "---", ""]
     final = (metrics or {}).get("final") or {}
     labels = (record.get("model") or {}).get("labels") or record.get("labels") or []
-    lines = [f"# PiFi ({family.summary}): {task}, {options['slm']} + {len(layers) or 'no'} frozen LLM layer(s)", "",
+    lines = [f"# PiFi ({family.summary}): {task}, {slm or 'no SLM'} + {len(layers) or 'no'} frozen LLM layer(s)", "",
              "Trained with [pifi](https://arxiv.org/abs/2506.07424) (`pifi train`). This repo holds only the trainable",
              "part (SLM, L_in, L_out, head); the frozen layer goes by reference and is checked by its sha256.", "",
              "| | |", "|---|---|", f"| family | {family.name} |", f"| task | {task} |",
-             f"| method | {options.get('method')} |", f"| SLM | {options['slm']} |"]
+             f"| method | {options.get('method')} |", f"| SLM | {slm or '-'} |"]
     if labels:
         lines.append(f"| labels | {', '.join(map(str, labels))} |")
     for i, layer in enumerate(layers):
@@ -141,9 +143,16 @@ def run_card(repo_id: str, record: dict[str, Any], metrics: dict[str, Any] | Non
 
 
 def push_run(run_dir: str | Path, to: str, *, private: bool = True, token: str | None = None,
-             with_layer: bool = False) -> PushedRun:
-    """Upload a finished run (one seed) to the model repo ``to`` (created private by default)."""
+             with_layer: bool = False, i_know_the_license: bool = False) -> PushedRun:
+    """Upload a finished run (one seed) to the model repo ``to`` (created private by default).
+
+    ``with_layer`` uploads the layer artifact(s) too, under the licence policy of every layer upload
+    (:func:`layer_cache.licence.layer_upload_terms`: gating mirrored, licence files copied, a public repo of
+    gated / licence-restricted layers refused unless ``i_know_the_license``)."""
     from huggingface_hub import CommitOperationAdd, HfApi, constants
+
+    from layer_cache.integrity import uploadable
+    from layer_cache.licence import layer_upload_terms
 
     run_dir = Path(run_dir)
     if (run_dir / run_files.SWEEP).is_file():
@@ -164,22 +173,27 @@ def push_run(run_dir: str | Path, to: str, *, private: bool = True, token: str |
     for path in sorted((run_dir / run_files.CHECKPOINT_DIR).iterdir()):
         if path.is_file():
             files[f"{run_files.CHECKPOINT_DIR}/{path.name}"] = path
+    uploaded = [uploadable(Path(layer["local_path"]), layer["local_path"]) for layer in layers] if with_layer else []
     if with_layer:
         for layer in layers:
             layer["repo_path"] = f"{LAYERS_DIR}/{layer['sha256'][:16]}-{Path(layer['local_path']).name}"
             files[layer["repo_path"]] = Path(layer["local_path"])
+    api = HfApi(endpoint=constants.ENDPOINT, token=token)
+    terms = layer_upload_terms(api, uploaded, private=private, i_know_the_license=i_know_the_license, token=token)
     share = {"pifi_share": 1, "layers": [{k: v for k, v in layer.items() if k != "local_path"} for layer in layers]}
-    card = run_card(to, record, metrics, layers)
+    card = run_card(to, record, metrics, layers) + terms.card_section()
     ops = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(path)) for rel, path in files.items()]
+    ops += [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=data) for rel, data in terms.files.items()]
     ops += [CommitOperationAdd(path_in_repo=SHARE_FILE, path_or_fileobj=json.dumps(share, indent=2).encode()),
             CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode())]
-    from layer_cache.hub_share import _write_errors
+    from pifi_extract.hub_source import hub_errors
 
-    api = HfApi(endpoint=constants.ENDPOINT, token=token)
-    with _write_errors(to):
+    with hub_errors(to, push=True):
         api.create_repo(to, private=private, exist_ok=True, repo_type="model")
         info = api.create_commit(to, ops, commit_message=f"pifi: push run {run_dir.name}")
-    return PushedRun(to, getattr(info, "oid", None), [*files, SHARE_FILE, "README.md"], card)
+        terms.finish(api, to)
+    paths = [*files, *terms.files, SHARE_FILE, "README.md"]
+    return PushedRun(to, getattr(info, "oid", None), paths, card, terms.warnings(private) if uploaded else [])
 
 
 def parse_hub_run(reference: str) -> tuple[str, str | None]:
@@ -220,10 +234,13 @@ def _find_layer(layer: dict[str, Any], repo_id: str, repo_commit: str, token: st
     if layer.get("repo_path"):
         from huggingface_hub import hf_hub_download
 
+        from layer_cache.integrity import refuse_format_1
         from pifi_extract.hub_source import hub_errors
 
         with hub_errors(repo_id, repo_commit, layer["repo_path"]):
-            return hf_hub_download(repo_id, layer["repo_path"], revision=repo_commit, token=token)
+            downloaded = hf_hub_download(repo_id, layer["repo_path"], revision=repo_commit, token=token)
+        refuse_format_1(read_artifact(downloaded), f"{repo_id}/{layer['repo_path']}")  # a pull: no downgraded header
+        return downloaded
     if hub_source:
         return str(get_or_extract(layer["source"], int(layer["layer_index"]), revision=layer["commit"],
                                   dtype=layer.get("dtype", "keep"), token=token, cache_dir=cache_dir).path)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pifi_extract.errors import ArtifactError
+from pifi_extract.errors import ArtifactError, ConfigError
 
 from . import distributed as dist
 from . import run_files
@@ -25,6 +25,8 @@ from .config import Precision, ProgressCallback, TrainConfig, resolve_precision
 from .families import family_for
 from .families.spec import Family, FamilyRuntime
 from .layer_ref import LayerIdentity, describe_artifacts, recorded_layers
+from .optim import scheduled
+from .options import LAYER_METHODS
 from .run_record import RUN_VERSION, make_record, options_of
 from .slm import load_tokenizer
 from .stats import mean_std
@@ -55,6 +57,7 @@ class Inputs:
     slm_config: Any
     tokenizer: Any
     spec: dict[str, Any]  # config.json's "model": what rebuilds the model without the data
+    embeddings: Any = None  # --method llm: the LLM's embedding rows the data uses (instead of an SLM)
 
 
 def default_output_dir(config: TrainConfig) -> Path:
@@ -63,12 +66,13 @@ def default_output_dir(config: TrainConfig) -> Path:
 
 
 def _finished(run_dir: Path, epochs: int) -> dict[str, Any] | None:
-    """The saved metrics of a run that already completed ``epochs`` epochs, else None."""
+    """The saved metrics of a run that already completed ``epochs`` epochs (or stopped early), else None."""
     path = run_dir / run_files.METRICS
     if not path.is_file():
         return None
     metrics = run_files.read_json(path)
-    return metrics if metrics.get("complete") and len(metrics.get("epochs", [])) >= epochs else None
+    done = len(metrics.get("epochs", [])) >= epochs or metrics.get("stopped_early")
+    return metrics if metrics.get("complete") and done else None
 
 
 def _check_resumed_layers(run_dir: Path, layer: list[LayerIdentity] | None) -> None:
@@ -92,7 +96,8 @@ def _train_seed(inputs: Inputs, seed: int, run_dir: Path, resume: bool,
     if resume:
         _check_resumed_layers(run_dir, layer)
     torch.manual_seed(seed)
-    slm = inputs.runtime.load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
+    slm = inputs.embeddings if inputs.embeddings is not None else \
+        inputs.runtime.load_slm(config.slm, inputs.slm_config, pretrained=config.slm_pretrained)
     options = inputs.family.model_options(config)
     model = build_model(config, slm, layer, ctx.device, inputs.precision.layer_dtype, seed,
                         lambda slm, frozen: inputs.runtime.build_model(slm, inputs.spec, options, frozen))
@@ -110,6 +115,11 @@ def _train_seed(inputs: Inputs, seed: int, run_dir: Path, resume: bool,
         saved = inputs.tokenizer.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
         inputs.slm_config.save_pretrained(run_dir / run_files.CHECKPOINT_DIR)
         names = {Path(p).name for p in saved} | {run_files.CONFIG}
+        if inputs.embeddings is not None:
+            from .llm_rows import save_rows
+
+            save_rows(run_dir / run_files.CHECKPOINT_DIR / run_files.EMBEDDING_ROWS, inputs.embeddings)
+            names.add(run_files.EMBEDDING_ROWS)
         run_files.write_json(run_dir / run_files.CONFIG, make_record(
             config, inputs.family, seed, inputs.spec, inputs.data, layer, inputs.slm_config, model, str(ctx.device),
             ctx.world_size, inputs.precision, sorted(names)))
@@ -150,15 +160,35 @@ def run_training(config: TrainConfig, progress: ProgressCallback | None = None,
             tracked.close()  # type: ignore[union-attr]
 
 
-def _inputs(config: TrainConfig, ctx: dist.DistContext) -> Inputs:
-    """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM."""
+def _saved_checkpoint(resume_dir: Path | None, config: TrainConfig) -> Path | None:
+    """--resume: the checkpoint folder of the run's first seed (--method llm reuses its tokenizer and rows)."""
+    if resume_dir is None:
+        return None
+    first = resume_dir if config.seeds == 1 else resume_dir / f"seed-{config.seed}"
+    return first / run_files.CHECKPOINT_DIR if (first / run_files.CONFIG).is_file() else None
+
+
+def _inputs(config: TrainConfig, ctx: dist.DistContext, resume_dir: Path | None = None) -> Inputs:
+    """Every input, cheapest checks first: artifact (missing, not one, hash), data, then the SLM (--method llm:
+    the LLM's tokenizer and the embedding rows of the tokens the data uses)."""
     family = family_for(config)
     runtime = family.runtime()
-    layer = describe_artifacts(config.layer_artifact) if config.method == "pifi" else None
+    layer = describe_artifacts(config.layer_artifact) if config.method in LAYER_METHODS else None
     data = runtime.load_data(config)
+    precision = resolve_precision(config.precision, ctx.device)
+    if config.method == "llm" and layer is not None:
+        from .llm_rows import llm_backbone
+
+        max_length = family.max_length(config)
+        llm = llm_backbone([identity.path for identity in layer],
+                           lambda tokenizer: runtime.token_ids(data, tokenizer, max_length),  # type: ignore[attr-defined]
+                           saved=_saved_checkpoint(resume_dir, config))
+        spec = {**runtime.model_spec(data, llm.config, config), "llm_embeddings": llm.record}
+        return Inputs(config, family, runtime, ctx, precision, layer, data, llm.config, llm.tokenizer, spec,
+                      llm.embeddings)
     slm_config = runtime.load_slm_config(config.slm)
-    return Inputs(config, family, runtime, ctx, resolve_precision(config.precision, ctx.device), layer, data,
-                  slm_config, load_tokenizer(config.slm), runtime.model_spec(data, slm_config, config))
+    return Inputs(config, family, runtime, ctx, precision, layer, data, slm_config, load_tokenizer(config.slm),
+                  runtime.model_spec(data, slm_config, config))
 
 
 def _run(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Path | None) -> list[RunResult]:
@@ -168,7 +198,7 @@ def _run(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Pat
     try:
         out = Path(resume_dir) if resume else Path(config.output_dir or dist.broadcast(ctx, default_output_dir(config)))
         run_files.check_output_dir(out, config.overwrite, resume)
-        inputs = _inputs(config, ctx)
+        inputs = _inputs(config, ctx, out if resume else None)
         seeds = [config.seed + i for i in range(config.seeds)]
         dist.barrier(ctx)
         created = ctx.is_main and not resume and not out.exists()
@@ -186,6 +216,14 @@ def _run(config: TrainConfig, progress: ProgressCallback | None, resume_dir: Pat
             run_files.write_json(out / run_files.SWEEP, {**sweep, "options": config.to_dict(),
                                                          "summary": summarize_seeds(results, inputs.family)})
         return results
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a job scheduler (cli.py turns it into this)
+        if created:
+            run_files.remove_if_empty(out)
+        if out.is_dir() and any((d / run_files.STATE_DIR / run_files.STATE_COUNTERS).is_file()
+                                for d in [out, *out.glob("seed-*")]):
+            raise KeyboardInterrupt(f"interrupted; {out} keeps its last finished epoch: continue it with "
+                                    f"`pifi train --resume --output-dir {out}`") from None
+        raise KeyboardInterrupt("interrupted before the first epoch finished; nothing of the run was kept") from None
     except BaseException:
         if created:
             run_files.remove_if_empty(out)  # a failed run leaves no empty run folder (never anything it wrote)
@@ -202,6 +240,10 @@ def resume_training(run_dir: Path, epochs: int | None = None, progress: Progress
     sweep = run_dir / run_files.SWEEP
     record = run_files.read_json(sweep if sweep.is_file() else run_dir / run_files.CONFIG)
     config = options_of(record, sweep if sweep.is_file() else run_dir / run_files.CONFIG)
+    if epochs is not None and epochs != config.epochs and scheduled(config):
+        raise ConfigError(f"--resume --epochs {epochs}: this run's --scheduler {config.scheduler} (--warmup-ratio "
+                          f"{config.warmup_ratio}) spans its {config.epochs} planned epochs, and the steps already "
+                          f"taken followed that schedule", "resume without --epochs, or start a new run")
     if epochs is not None:
         config.epochs = epochs
     return run_training(config, progress, resume_dir=run_dir)

@@ -98,3 +98,23 @@ def _bootstrap_difference(observed: float, means: list[float], samples: int, con
     high = means[int((1 + confidence) / 2 * (samples - 1))]
     other_side = sum(m <= 0 for m in means) if observed > 0 else sum(m >= 0 for m in means)
     return Difference(observed, low, high, min(1.0, 2 * other_side / samples), samples)
+
+
+def spearman_p_value(rho: float, n: int) -> float:
+    """Two-sided p-value of Spearman's ``rho`` over ``n`` untied pairs under independence: exact (every ordering)
+    for n <= 8, the normal approximation ``rho * sqrt(n - 1)`` above. With 2 points any ``rho`` is ±1 and p is 1."""
+    import itertools
+
+    if n < 3 or rho != rho:  # NaN: a constant side
+        return 1.0
+    if n <= 8:
+        denominator = n * (n * n - 1)
+        extreme = sum(1 for perm in itertools.permutations(range(n))
+                      if abs(1 - 6 * sum((i - j) ** 2 for i, j in enumerate(perm)) / denominator) >= abs(rho) - 1e-9)
+        return extreme / math.factorial(n)
+    return min(1.0, math.erfc(abs(rho) * math.sqrt(n - 1) / math.sqrt(2)))
+
+
+def accuracy_standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error of an accuracy measured on ``n`` examples."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n > 0 else float("inf")

@@ -1,10 +1,13 @@
-"""The training loop of one seed, shared by every family: Adam, grad clipping, best epoch, resume, DDP.
+"""The training loop of one seed, shared by every family: optimizer and schedule, grad clipping, best epoch,
+early stopping, resume, DDP.
 
 Per epoch: train on a seeded permutation of the training items (sharded over ranks, batches of
-``batch_size`` per rank, last partial batch dropped), evaluate the whole validation split, keep the
-trainable tensors of the best epoch (by the family's selection metric, ``--select-by``; earliest on
-ties) in ``checkpoint/`` and its validation predictions in ``predictions.jsonl``, save resume state in
-``state/``. After the last epoch the best checkpoint is reloaded and evaluated on every test split.
+``batch_size`` per rank, last partial batch dropped; ``--optimizer`` steps, the ``--scheduler`` after each),
+evaluate the whole validation split, keep the trainable tensors of the best epoch (by the family's selection
+metric, ``--select-by``; earliest on ties) in ``checkpoint/`` and its validation predictions in
+``predictions.jsonl``, save resume state (scheduler and early-stopping counter included) in ``state/``. After
+the last epoch, or once the selection metric has not improved for ``--patience`` epochs (``metrics.json``:
+``stopped_early``), the best checkpoint is reloaded and evaluated on every test split.
 
 A family subclasses :class:`Trainer` and fills four hooks: :meth:`make_collator`, :meth:`train_size`,
 :meth:`batch_loss` and :meth:`evaluate` (a split's metrics and its per-example rows).
@@ -21,11 +24,14 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from pifi_extract.errors import ConfigError
+
 from . import checkpoint as ckpt
 from . import distributed as dist
 from . import run_files
 from .config import Precision, ProgressCallback, ProgressEvent, TrainConfig
 from .families.spec import Family
+from .optim import build_optimizer, build_scheduler
 
 # an evaluation's progress: tick(batches done, batches in all)
 Tick = Callable[[int, int], None]
@@ -44,6 +50,11 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, ctx: dist.Dist
     return [mine[i:i + batch_size] for i in range(0, len(mine) - batch_size + 1, batch_size)]
 
 
+def steps_per_epoch(n: int, batch_size: int, ctx: dist.DistContext) -> int:
+    """How many batches :func:`epoch_batches` gives each rank (the optimizer steps of one epoch)."""
+    return (n // ctx.world_size) // batch_size
+
+
 @dataclass
 class TrainState:
     """Counters that survive a resume."""
@@ -51,6 +62,12 @@ class TrainState:
     epoch_done: int = 0
     best_epoch: int = 0
     best_score: float = -float("inf")  # the selection metric, signed so that higher is better
+    stale: int = 0  # epochs since the best one (--patience)
+    stopped_early: int = 0  # the epoch after which --patience stopped the run (0: it did not)
+
+    def stop(self, patience: int | None) -> bool:
+        """Whether --patience stops the run now."""
+        return bool(self.stopped_early) or (patience is not None and self.stale >= patience)
 
 
 class Trainer:
@@ -68,9 +85,12 @@ class Trainer:
         self.max_length = family.max_length(config)
         self.selection = family.metrics.selection(config.select_by)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(self.trainable, config)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision.grad_scaler)
         self.collate = self.make_collator()
+        # the schedule spans every step of the planned epochs (train_size is known once the collator is made)
+        self.total_steps = steps_per_epoch(self.train_size(), config.batch_size, ctx) * config.epochs
+        self.scheduler = build_scheduler(self.optimizer, config, self.total_steps)
         self.network: nn.Module = model
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -119,12 +139,13 @@ class Trainer:
         self._emit(kind="epoch_start", epoch=epoch, steps=len(batches))
         total, seen, start = 0.0, 0, time.perf_counter()
         for step, batch in enumerate(loader, 1):
+            lr = self.optimizer.param_groups[0]["lr"]  # the rate of this step (the scheduler moves it after)
             loss, size = self.step(batch)
             total += loss
             seen += size
             rate = seen * self.ctx.world_size / max(time.perf_counter() - start, 1e-9)
             self._emit(kind="step", epoch=epoch, step=step, steps=len(batches), loss=loss,
-                       examples_per_second=rate, lr=self.optimizer.param_groups[0]["lr"])
+                       examples_per_second=rate, lr=lr)
         elapsed = max(time.perf_counter() - start, 1e-9)
         return dist.mean(self.ctx, total / max(len(batches), 1)), seen * self.ctx.world_size / elapsed
 
@@ -139,6 +160,8 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.trainable, self.config.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return float(loss.detach()), count
 
     def selection_score(self, validation: dict[str, Any]) -> float:
@@ -147,18 +170,26 @@ class Trainer:
         return value if self.selection.higher_is_better else -value
 
     def fit(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
-        """Train from ``state.epoch_done + 1`` to ``config.epochs``, then test the best epoch."""
+        """Train from ``state.epoch_done + 1`` to ``config.epochs`` (or until --patience stops it), then test the
+        best epoch."""
         self._emit(kind="run_start", run_dir=str(self.run_dir))
         weights = self.run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
         for epoch in range(state.epoch_done + 1, self.config.epochs + 1):
+            if state.stop(self.config.patience):
+                break
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
             validation, rows = self.evaluate(self.data.validation, self.ticker("validation", epoch))
             score = self.selection_score(validation)
             improved = score > state.best_score
             if improved:
-                state.best_epoch, state.best_score = epoch, score
+                state.best_epoch, state.best_score, state.stale = epoch, score, 0
+            else:
+                state.stale += 1
             state.epoch_done = epoch
+            if state.stop(self.config.patience):
+                state.stopped_early = epoch
+                metrics["stopped_early"] = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "examples_per_second": rate,
                       "seconds": time.perf_counter() - start, "validation": validation, "best": improved}
             metrics["epochs"] = [e for e in metrics["epochs"] if e["epoch"] < epoch] + [record]
@@ -169,7 +200,9 @@ class Trainer:
                     ckpt.save_trainable(weights, tensors, {"epoch": str(epoch), "format": "pifi-trainable-1"})
                     run_files.write_jsonl(self.run_dir / run_files.PREDICTIONS, _tagged("validation", rows))
                 ckpt.save_state(self.run_dir, tensors, self.optimizer,
-                                {**state.__dict__, "scaler": self.scaler.state_dict()})
+                                {**state.__dict__, "scaler": self.scaler.state_dict(),
+                                 "schedule_steps": self.total_steps if self.scheduler is not None else None},
+                                self.scheduler)
                 run_files.write_json(self.run_dir / run_files.METRICS, metrics)
             dist.barrier(self.ctx)
             self._emit(kind="epoch_end", epoch=epoch, loss=train_loss, examples_per_second=rate, metrics=record)
@@ -201,13 +234,21 @@ class Trainer:
         return metrics
 
     def restore(self) -> TrainState:
-        """Load ``state/`` (model, optimizer, RNG, counters) written after the last finished epoch."""
-        counters = ckpt.load_state(self.run_dir, self.model, self.optimizer)
+        """Load ``state/`` (model, optimizer, scheduler, RNG, counters) written after the last finished epoch."""
+        counters = ckpt.load_state(self.run_dir, self.model, self.optimizer, self.scheduler)
+        planned = counters.get("schedule_steps")
+        if self.scheduler is not None and planned != self.total_steps:
+            raise ConfigError(f"--resume: this run's --scheduler {self.config.scheduler} (--warmup-ratio "
+                              f"{self.config.warmup_ratio}) spans its {planned} planned steps; with --epochs "
+                              f"{self.config.epochs} it would span {self.total_steps}, and the steps already taken "
+                              "followed the other schedule",
+                              "resume with the run's own --epochs, or start a new run with the longer schedule")
         scaler = counters.pop("scaler", None)
         if scaler:
             self.scaler.load_state_dict(scaler)
         best = counters.get("best_score", counters.get("best_accuracy", -float("inf")))  # older runs: accuracy
-        return TrainState(int(counters["epoch_done"]), int(counters["best_epoch"]), float(best))
+        return TrainState(int(counters["epoch_done"]), int(counters["best_epoch"]), float(best),
+                          int(counters.get("stale", 0)), int(counters.get("stopped_early", 0)))
 
 
 def _tagged(split: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -44,8 +44,10 @@ def family_runs(assets, tmp_path_factory) -> dict[str, dict[str, Any]]:
 def options_for(family_runs: dict[str, dict[str, Any]], family: str, **changes: Any) -> dict[str, Any]:
     """A family's tiny-run options with ``changes`` (a value of None removes the option)."""
     options = {**family_runs[family], **changes}
-    if options.get("method", "pifi") != "pifi" and "layer_artifact" not in changes:
+    if options.get("method", "pifi") not in ("pifi", "llm") and "layer_artifact" not in changes:
         options.pop("layer_artifact", None)  # a base or LoRA run plugs no layer
+    if options.get("method") == "llm" and "slm" not in changes:
+        options.pop("slm", None)  # --method llm has no small model
     return {k: v for k, v in options.items() if v is not None}
 
 

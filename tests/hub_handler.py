@@ -341,6 +341,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._body_bytes += len(chunk)
                 hub.count(key, len(chunk))
         if drop_after is not None and drop_after < length:
+            if hub.faults.stalling:  # hold the connection open, silent, until the test releases it
+                self.wfile.flush()
+                hub.faults.released.wait()
             self.close_connection = True
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -103,6 +103,7 @@ class HubServer:
     def stop(self) -> None:
         if self._httpd is None:
             return
+        self.faults.released.set()  # handlers held by a stall fault end now
         self._httpd.shutdown()
         with self.lock:
             for conn in list(self.connections):  # wake handler threads blocked on keep-alive reads

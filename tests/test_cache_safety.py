@@ -69,7 +69,9 @@ def test_prune_and_rm_refuse_a_root_that_is_not_a_pifi_cache(tmp_path, capsys, m
     assert snapshot(home) == before
 
 
-def test_an_untagged_cache_with_user_files_is_refused_but_a_pure_one_is_adopted(tmp_path, llama_dir):
+def test_an_untagged_cache_is_refused_and_adopted_only_explicitly_and_only_pure(tmp_path, llama_dir):
+    from layer_cache import adopt
+
     cache = tmp_path / "c"
     get_or_extract(str(llama_dir), 0, cache_dir=cache)
     for name in (MARKER_NAME, TAG_NAME):  # a cache written before the marker existed
@@ -78,8 +80,13 @@ def test_an_untagged_cache_with_user_files_is_refused_but_a_pure_one_is_adopted(
     before = snapshot(cache)
     with pytest.raises(CacheError, match="not a pifi cache"):
         prune(max_size="0", cache_dir=cache)
+    with pytest.raises(CacheError, match="refusing to adopt .*notes.txt is not a pifi source folder"):
+        adopt(cache_dir=cache)
     assert snapshot(cache) == before
     (cache / "notes.txt").unlink()
+    with pytest.raises(CacheError, match="not a pifi cache"):  # pure, but never adopted on its own
+        prune(max_size="0", cache_dir=cache)
+    assert adopt(cache_dir=cache) is True
     result = prune(max_size="0", cache_dir=cache)
     assert len(result.removed) == 1 and (cache / MARKER_NAME).is_file()
     assert LayerCache(cache).keys() == []

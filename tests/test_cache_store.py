@@ -188,7 +188,7 @@ def test_prune_removes_least_recently_used_and_stale_temps(tmp_path, llama_dir):
     memo = used_long_ago.path.with_name(f".{used_long_ago.path.name}.pifi-ok")
     past = time.time() - 40 * 86400
     os.utime(memo, (past, past))
-    stale = used_long_ago.path.with_name(".layer-2.safetensors.pifi-tmp-999999999-abcd")  # a dead writer's
+    stale = used_long_ago.path.with_name(".layer-2.safetensors.pifi-tmp-999999999-abcd0123")  # a dead writer's (8 hex, as pifi names them)
     stale.write_bytes(b"partial")
     os.utime(stale, (past, past))
     dry = prune(older_than="30d", dry_run=True, cache_dir=cache_dir)

@@ -3,7 +3,8 @@
 The matrix of issue 19: LoRA (only adapters and the head change), a random layer (differs from the
 artifact, the same for the same seed), a trained layer and a stack of two layers with the final norm,
 --train-fraction (its count), --extra-test (its metrics), --split-seed (one split for every seed),
---clean-text, and the options a family does not take. One run flow for all: a failed run leaves nothing.
+--clean-text, and the options a family does not take. Issue 20: --optimizer, --scheduler with --warmup-ratio,
+--patience. One run flow for all: a failed run leaves nothing.
 """
 
 from __future__ import annotations
@@ -143,6 +144,69 @@ def test_clean_text_html_cleans_every_text(family_runs, family, tmp_path):
     assert all("<br" not in t and t.endswith("end") for t in texts)
 
 
+def _lrs_and_run(family_runs, family, tmp_path, **changes):
+    """(the learning rate of every optimizer step, by epoch), the run."""
+    lrs: dict[int, list[float]] = {}
+
+    def record(event):
+        if event.kind == "step":
+            lrs.setdefault(event.epoch, []).append(event.lr)
+
+    options = options_for(family_runs, family, output_dir=str(tmp_path / "run"), **changes)
+    [run] = run_training(TrainConfig(**options), record)
+    return lrs, run
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_optimizers_train_differently(family_runs, family, tmp_path):
+    """--optimizer: sgd and adamw (decoupled weight decay) move the weights otherwise than adam (L2)."""
+    weights = {}
+    for optimizer in ("adam", "adamw", "sgd"):
+        [run] = _train(family_runs, family, tmp_path / optimizer, optimizer=optimizer, weight_decay=0.1)
+        weights[optimizer] = _checkpoint(run.run_dir)
+        with safe_open(str(run.run_dir / "state" / "last.safetensors"), "pt") as fh:
+            moments = [k for k in fh.keys() if k.startswith("optim.") and k.endswith("exp_avg")]
+        assert bool(moments) == (optimizer != "sgd")  # plain SGD keeps no moments
+    for other in ("adamw", "sgd"):
+        assert any(not torch.equal(weights["adam"][k], weights[other][k]) for k in weights["adam"]), other
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_linear_schedule_with_warmup_sets_every_steps_rate(family_runs, family, tmp_path):
+    import math
+
+    lr = family_runs[family]["lr"]
+    lrs, run = _lrs_and_run(family_runs, family, tmp_path, epochs=2, scheduler="linear", warmup_ratio=0.25)
+    steps = [rate for epoch in sorted(lrs) for rate in lrs[epoch]]
+    total = 2 * len(lrs[1])
+    warmup = math.ceil(0.25 * total)
+    expected = [lr * (i / warmup if i < warmup else max(0.0, (total - i) / (total - warmup))) for i in range(total)]
+    assert len(steps) == total and steps == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    state = json.loads((run.run_dir / "state" / "trainer.json").read_text())
+    assert state["scheduler"]["last_epoch"] == total and state["schedule_steps"] == total  # in the resume state
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_patience_stops_when_the_selection_metric_stalls(family_runs, family, tmp_path, monkeypatch):
+    """--patience 2: validation loss scripted to worsen after epoch 1, so epochs 2 and 3 are stale: stop after 3."""
+    trainer = REGISTRY[family].runtime().Trainer
+    original = trainer.evaluate
+    losses = iter([1.0, 2.0, 3.0, 4.0, 5.0])
+
+    def scripted(self, split, tick=None):
+        metrics, rows = original(self, split, tick)
+        return ({**metrics, "loss": next(losses)} if split is self.data.validation else metrics), rows
+
+    monkeypatch.setattr(trainer, "evaluate", scripted)
+    [run] = _train(family_runs, family, tmp_path, epochs=5, patience=2, select_by="loss")
+    assert [e["epoch"] for e in run.metrics["epochs"]] == [1, 2, 3]
+    assert run.metrics["stopped_early"] == 3 and run.metrics["best_epoch"] == 1
+    assert run.metrics["final"]["best_epoch"] == 1 and run.metrics["final"]["test"]  # the best epoch was tested
+    assert run_training(TrainConfig(**options_for(family_runs, family, output_dir=str(tmp_path / "run"),
+                                                  epochs=5, patience=2, select_by="loss")),
+                        resume_dir=tmp_path / "run")[0].metrics == run.metrics  # stopped means finished
+
+
 REFUSALS = [
     ("qa", {"clean_text": "html"}, "would move the character offsets"),
     ("qa", {"dropout": 0.0}, "--dropout is a classification option"),
@@ -163,6 +227,15 @@ REFUSALS = [
     ("classification", {"lora_r": 4}, "--lora-r applies to --method lora"),
     ("qa", {"select_by": "bleu"}, "--select-by 'bleu' is not a validation metric"),
     ("seq2seq", {"select_by": "accuracy"}, "--select-by 'accuracy' is not a validation metric"),
+    ("qa", {"method": "llm"}, "--method llm is not a qa method"),
+    ("seq2seq", {"method": "llm"}, "--method llm is not a seq2seq method"),
+    ("classification", {"method": "llm", "slm": "x"}, "--method llm has no small model"),
+    ("classification", {"method": "llm", "layer_artifact": None}, "--method llm needs --layer-artifact"),
+    ("classification", {"method": "llm", "attention": "causal"}, "--attention applies to --method pifi"),
+    ("qa", {"optimizer": "rmsprop"}, "--optimizer must be one of adam, adamw, sgd"),
+    ("seq2seq", {"scheduler": "step"}, "--scheduler must be one of constant, linear, cosine"),
+    ("classification", {"warmup_ratio": 1.0}, "--warmup-ratio must be in [0, 1)"),
+    ("qa", {"patience": 0}, "--patience must be at least 1"),
 ]
 
 

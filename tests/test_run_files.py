@@ -119,3 +119,68 @@ def test_a_full_disk_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(StorageError, match="disk full"):
         run_files.write_json(tmp_path / "metrics.json", {"a": 1})
     assert list(tmp_path.iterdir()) == []  # no temp file left
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("labels", "do not fit together"),
+    ("options", "was edited"),
+    ("tensor", "do not fit together"),
+    ("slm_config", "do not fit together"),
+])
+def test_predict_on_a_tampered_run_is_one_line(finished_run, tmp_path, capsys, tamper, message):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    record = json.loads((run / "config.json").read_text())
+    if tamper == "labels":
+        record["model"]["labels"] += ["third"]
+    elif tamper == "options":
+        record["options"]["max_length"] = "long"
+    elif tamper == "slm_config":
+        slm = json.loads((run / "checkpoint" / "config.json").read_text())
+        slm["hidden_size"] = 48
+        (run / "checkpoint" / "config.json").write_text(json.dumps(slm))
+    else:
+        from safetensors.torch import load_file, save_file
+
+        weights = run / "checkpoint" / "pifi_trainable.safetensors"
+        tensors = load_file(str(weights))
+        name = next(k for k in tensors if k.startswith("head."))
+        tensors[name] = tensors[name][:1].clone()
+        weights.chmod(0o644)
+        save_file(tensors, str(weights))
+    (run / "config.json").write_text(json.dumps(record))
+    fails_in_one_line(capsys, ["predict", "--run-dir", str(run), "--text", "w1 good"], message)
+
+
+def test_an_output_dir_that_cannot_be_made_is_one_line(assets, capsys):
+    fails_in_one_line(capsys, ["train", "--train-file", str(assets["train"]), "--slm", str(assets["bert"]),
+                               "--method", "base", "--epochs", "1", "--output-dir", "/proc/pifi-run"], "cannot write")
+
+
+def test_an_interrupted_train_says_how_to_resume(assets, tmp_path, capsys, monkeypatch):
+    from pifi_train import trainer
+
+    real = trainer.Trainer.train_epoch
+
+    def interrupted(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(trainer.Trainer, "train_epoch", interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        _train(assets, out, "--epochs", "3")
+    assert info.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pifi train --resume --output-dir" in err and str(out) in err
+    monkeypatch.setattr(trainer.Trainer, "train_epoch", real)
+    cli.main(["train", "--resume", "--output-dir", str(out), "--quiet"])
+    assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name", ["texts.txt", "texts.csv"])
+def test_predict_file_that_is_not_utf8_is_one_line(finished_run, tmp_path, capsys, name):
+    path = tmp_path / name
+    path.write_bytes("text\ncaf\xe9 good\n".encode("latin-1"))
+    fails_in_one_line(capsys, ["predict", "--run-dir", str(finished_run), "--file", str(path)], "not UTF-8")

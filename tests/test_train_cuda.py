@@ -73,3 +73,26 @@ def test_two_layer_stack_trains_on_gpu_in_bf16(assets, second_artifact, tmp_path
     assert len(loaded.model.layer.layers) == 2 and loaded.model.layer.dtype == loaded.precision.layer_dtype
     texts, pairs, labels = read_inputs(assets["test"], loaded)
     assert accuracy(predict(loaded, texts, pairs), labels, loaded.label_names) >= 0.9
+
+
+def test_llm_method_with_a_schedule_on_gpu(assets, tmp_path):
+    """--method llm on CUDA: rows gathered on the GPU, the layer in bf16 under autocast, a linear schedule,
+    and predict reading the row of an unseen token into the GPU table."""
+    from pifi_extract import extract_layer
+    from tiny_models import make_tiny_model
+    from train_fixtures import tokenizer_for
+
+    folder = make_tiny_model("llama", tmp_path / "llm", num_layers=2, hidden=64, max_shard_size="10MB")
+    tokenizer_for(folder).save_pretrained(folder)
+    artifact = extract_layer(str(folder), -1, tmp_path / "layer.safetensors").path
+    from pifi_train.options import PlugOptions
+
+    result = run_training(_config(assets, tmp_path / "run", slm=PlugOptions.slm, method="llm",  # no SLM
+                                  layer_artifact=str(artifact), scheduler="linear", warmup_ratio=0.1, pooling="mean",
+                                  epochs=3))[0]
+    assert result.metrics["final"]["test"]["accuracy"] > 0.6
+    loaded = load_run(result.run_dir, device="cuda")
+    assert loaded.model.embeddings.rows.device.type == "cuda"
+    known = len(loaded.model.embeddings.ids)
+    assert predict(loaded, ["w1 zzz good"])[0].label in loaded.label_names
+    assert len(loaded.model.embeddings.ids) == known + 1 and loaded.model.embeddings.ids.device.type == "cuda"

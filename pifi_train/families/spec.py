@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 from pifi_extract.errors import ConfigError
 
-from ..options import ModelOptions, default_of, option_fields
+from ..options import METHODS, ModelOptions, default_of, option_fields
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -87,7 +87,8 @@ class MetricsSpec:
 
 
 class FamilyRuntime(Protocol):
-    """The torch side of a family (each family's ``runtime`` module provides these names)."""
+    """The torch side of a family (each family's ``runtime`` module provides these names; a family that takes
+    ``--method llm`` also ``token_ids(data, tokenizer, max_length)``: every token id its batches hold)."""
 
     Trainer: type
 
@@ -118,6 +119,7 @@ class Family:
     runtime: Callable[[], FamilyRuntime] = field(repr=False)
     refuses: Mapping[str, str] = field(default_factory=dict)  # option -> why this family cannot honour it
     check: Callable[[TrainConfig], None] | None = field(default=None, repr=False)  # its own options' values
+    methods: tuple[str, ...] = ("pifi", "base", "lora")  # the --method values it takes
 
     def plug(self, config: TrainConfig) -> str:
         """The run's plug: ``--plug`` (checked against the family's) or the family's own."""
@@ -147,6 +149,9 @@ class Family:
     def check_options(self, config: TrainConfig) -> None:
         """Refuse, in one line, every option set to a non-default value that this family (or the run's
         ``--method``) does not honour: nothing is silently ignored; then the family's own option values."""
+        if config.method in METHODS and config.method not in self.methods:
+            raise ConfigError(f"--method {config.method} is not a {self.name} method",
+                              f"{self.name} takes --method {', '.join(self.methods)}")
         self.plug(config)
         for f in option_fields():
             value = getattr(config, f.name)

@@ -46,12 +46,23 @@ def resolve_pooling(slm_config: Any, pooling: str) -> str:
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """(B, T, H) -> (B, H): the first token, or the last token whose mask is 1 (any padding side)."""
+    """(B, T, H) -> (B, H): the first token, the last token whose mask is 1 (any padding side), the mean over
+    the tokens whose mask is 1 (``mean``), or over all T positions, padding included (``mean_with_padding``)."""
     if how == "first":
         return hidden[:, 0]
+    if how == "mean_with_padding":  # the authors' average_pooling_with_padding (T = max_length there)
+        return hidden.mean(dim=1)
+    if how == "mean":  # their average_pooling_without_padding
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
     positions = torch.arange(hidden.shape[1], device=hidden.device)  # (T,)
     last = (attention_mask.to(positions.dtype) * positions).argmax(dim=1)  # (B,)
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def classification_head(hidden: int, num_labels: int, dropout: float) -> nn.Sequential:
+    """The authors' head: Linear(H, H) -> Dropout -> GELU -> Linear(H, C)."""
+    return nn.Sequential(nn.Linear(hidden, hidden), nn.Dropout(dropout), nn.GELU(), nn.Linear(hidden, num_labels))
 
 
 class SequenceClassifier(PluggedModel):
@@ -74,9 +85,7 @@ class SequenceClassifier(PluggedModel):
             self.l_in = nn.Linear(hidden, int(layer.hidden_size), bias=False)
             self.attach_layer(layer)
             self.l_out = nn.Linear(int(layer.hidden_size), hidden, bias=False)
-        self.head = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.Dropout(options.dropout), nn.GELU(), nn.Linear(hidden, num_labels)
-        )
+        self.head = classification_head(hidden, num_labels, options.dropout)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 **inputs: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ...clean import clean_texts, resolve_cleaning
 from ...config import TrainConfig
@@ -16,7 +16,7 @@ from .model import SequenceClassifier, resolve_pooling
 from .tasks import load_builtin_task
 from .trainer import ClassificationTrainer as Trainer  # noqa: F401 - the family's trainer
 
-__all__ = ["Trainer", "build_model", "load_data", "load_slm", "load_slm_config", "model_spec"]
+__all__ = ["Trainer", "build_model", "load_data", "load_slm", "load_slm_config", "model_spec", "token_ids"]
 
 
 def load_data(config: TrainConfig) -> TaskData:
@@ -47,5 +47,24 @@ def model_spec(data: TaskData, slm_config: Any, config: TrainConfig) -> dict[str
             "pooling": resolve_pooling(slm_config, config.pooling)}
 
 
-def build_model(slm: Any, spec: Mapping[str, Any], options: ModelOptions, layer: Any) -> SequenceClassifier:
+def build_model(slm: Any, spec: Mapping[str, Any], options: ModelOptions, layer: Any) -> Any:
+    """The classifier around ``slm`` (--method llm: around the LLM's embedding rows, no SLM)."""
+    if options.method == "llm":
+        from .llm_model import LlmClassifier
+
+        return LlmClassifier(slm, len(spec["labels"]), options, layer)
     return SequenceClassifier(slm, len(spec["labels"]), options, layer)
+
+
+def token_ids(data: TaskData, tokenizer: Any, max_length: int) -> Iterable[int]:
+    """Every token id the run's batches hold (--method llm reads only these embedding rows): each split
+    tokenized as the collator does (truncated to ``max_length``, text pairs as pairs)."""
+    used: set[int] = set()
+    for examples in [data.train, data.validation, data.test, *(data.extra_tests or {}).values()]:
+        if examples is None:
+            continue
+        for start in range(0, len(examples.texts), 1024):
+            pairs = examples.pairs[start:start + 1024] if examples.pairs is not None else None
+            encoded = tokenizer(examples.texts[start:start + 1024], pairs, truncation=True, max_length=max_length)
+            used.update(i for row in encoded["input_ids"] for i in row)
+    return used

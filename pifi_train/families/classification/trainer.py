@@ -11,22 +11,30 @@ from ... import distributed as dist
 from ...config import Precision
 from ...trainer import Tick, Trainer, autocast
 from .data import Examples
-from .metrics import compute_metrics
+from .metrics import compute_metrics, paper_macro_f1
+
+
+def padding_of(model: nn.Module) -> str | bool:
+    """How batches are padded for ``model``: to the longest example, or to --max-length where its pooling
+    averages the padding too (``mean_with_padding``: the authors padded every input to max_length)."""
+    return "max_length" if getattr(model, "pooling", None) == "mean_with_padding" else True
 
 
 class Collator:
     """Turns example indices into a padded batch: tokenizer outputs the SLM accepts, plus ``labels``."""
 
-    def __init__(self, examples: Examples, tokenizer: Any, max_length: int, input_names: Sequence[str]) -> None:
+    def __init__(self, examples: Examples, tokenizer: Any, max_length: int, input_names: Sequence[str],
+                 padding: str | bool = True) -> None:
         self.examples = examples
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.input_names = set(input_names)
+        self.padding = padding
 
     def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         texts = [self.examples.texts[i] for i in indices]
         pairs = [self.examples.pairs[i] for i in indices] if self.examples.pairs is not None else None
-        encoded = self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length, padding=True,
+        encoded = self.tokenizer(texts, pairs, truncation=True, max_length=self.max_length, padding=self.padding,
                                  return_tensors="pt")
         batch = {k: v for k, v in encoded.items() if k in self.input_names}
         batch["labels"] = torch.tensor([self.examples.labels[i] for i in indices], dtype=torch.long)  # (B,)
@@ -40,7 +48,7 @@ def infer(model: nn.Module, examples: Examples, tokenizer: Any, max_length: int,
     """(example indices (N,), class probabilities (N, C)) for every example, gathered from all ranks."""
     was_training = model.training
     model.eval()
-    collate = Collator(examples, tokenizer, max_length, model.slm_inputs)
+    collate = Collator(examples, tokenizer, max_length, model.slm_inputs, padding_of(model))
     indices = dist.shard(range(len(examples)), ctx, drop_remainder=False)
     rows: list[tuple[int, list[float]]] = []
     steps = (len(indices) + batch_size - 1) // batch_size
@@ -60,11 +68,14 @@ def infer(model: nn.Module, examples: Examples, tokenizer: Any, max_length: int,
     return torch.tensor([i for i, _ in rows], dtype=torch.long), probs
 
 
-def split_metrics(probs: torch.Tensor, examples: Examples, label_names: Sequence[str]) -> tuple[dict[str, Any], list[int]]:
-    """(metrics of a split plus its mean cross-entropy (no smoothing), the predicted label id per example)."""
+def split_metrics(probs: torch.Tensor, examples: Examples, label_names: Sequence[str],
+                  paper_batch_size: int) -> tuple[dict[str, Any], list[int]]:
+    """(metrics of a split plus its mean cross-entropy (no smoothing) and the paper's macro-F1 per batch of
+    ``paper_batch_size`` (--batch-size, as the authors' evaluation loaders), the predicted label id per example)."""
     labels = torch.tensor(examples.labels, dtype=torch.long)  # (N,)
     predictions = probs.argmax(dim=-1).tolist()
     metrics = compute_metrics(examples.labels, predictions, label_names).to_dict()
+    metrics["paper_macro_f1"] = paper_macro_f1(examples.labels, predictions, paper_batch_size)
     picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)  # (N,)
     metrics["loss"] = float(-picked.log().mean()) if len(labels) else 0.0
     return metrics, predictions
@@ -74,7 +85,8 @@ class ClassificationTrainer(Trainer):
     """The shared loop with text-classification batches."""
 
     def make_collator(self) -> Collator:
-        return Collator(self.data.train, self.tokenizer, self.max_length, self.model.slm_inputs)
+        return Collator(self.data.train, self.tokenizer, self.max_length, self.model.slm_inputs,
+                        padding_of(self.model))
 
     def batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         labels = batch.pop("labels").to(self.ctx.device)  # (B,)
@@ -86,6 +98,6 @@ class ClassificationTrainer(Trainer):
     def evaluate(self, split: Examples, tick: Tick | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         _, probs = infer(self.model, split, self.tokenizer, self.max_length,
                          self.config.eval_batch_size or self.config.batch_size, self.ctx, self.precision, tick)
-        metrics, predicted = split_metrics(probs, split, self.data.label_names)
+        metrics, predicted = split_metrics(probs, split, self.data.label_names, self.config.batch_size)
         return metrics, [{"index": i, "label": y, "prediction": p}
                          for i, (y, p) in enumerate(zip(split.labels, predicted))]
