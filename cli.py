@@ -130,7 +130,7 @@ def _click_errors(name: str) -> tuple[type[BaseException], ...]:
 # ---- commands: one module per capability (pifi_cli/*_cmds.py), in the order `pifi --help` lists them ----
 COMMAND_MODULES = {  # command -> the pifi_cli module that registers it
     "extract": "extract_cmds", "inspect": "extract_cmds", "cache": "cache_cmds", "train": "train_cmds",
-    "predict": "predict_cmds", "report": "report_cmds", "select": "select_cmds", "sweep": "select_cmds",
+    "predict": "predict_cmds", "report": "report_cmds", "cost": "cost_cmds", "select": "select_cmds", "sweep": "select_cmds",
     "push": "push_cmds", "demo": "demo_cmds", "paper": "paper_cmds",
 }
 _registered: set[str] = set()

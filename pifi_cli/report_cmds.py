@@ -1,4 +1,4 @@
-"""`pifi report`: compare runs of every family (mean ± std over seeds, Δ vs base with p and CI, curves)."""
+"""`pifi report`: compare runs of every family (mean ± std over seeds, Δ against another arm with p and CI, curves)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from pifi_train.report_compare import DEFAULT_AGAINST
 
 from .common import out_console, say
 
@@ -21,10 +23,11 @@ def report(
     run_dirs: Annotated[list[str], typer.Argument(help="Run directories, seed sweeps, or folders holding them.")],
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write the validation-curve PNG here (needs matplotlib: pifi[plot]).")] = None,
     output_format: Annotated[Optional[str], typer.Option("--format", help="Print the rows as md, csv, latex or json instead of a table.")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Also a paired bootstrap over test examples with N resamples (vs the base, runs paired by seed).")] = 0,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Also a paired bootstrap over test examples with N resamples (against the --against row, runs paired by seed; refused when their test examples differ).")] = 0,
+    against: Annotated[str, typer.Option("--against", help="What each row is compared with: the row that fits these name=value options and equals it in every other, e.g. 'slm=bert-large-uncased,method=base', 'layer_init=artifact', 'layer=meta-llama/Llama-3.1-8B:-1' (names: any option, task, layer).")] = DEFAULT_AGAINST,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Compare runs: mean ± std over seeds of each family's metrics, Δ vs the base SLM with Welch p-value and 95 % CI, extra test sets, curves."""
+    """Compare runs: mean ± std over seeds of each family's metrics, Δ against another arm (default: the base SLM) with Welch p-value and 95 % CI, extra test sets, curves."""
     from rich.table import Table
 
     from pifi_extract.errors import ConfigError
@@ -42,16 +45,17 @@ def report(
 
         target = Path(plot) if Path(plot).suffix else Path(plot).with_suffix(".png")  # as the plot will be named
         check_output_file(target, "--plot")  # a FIFO, device or missing folder: one line before any run is read
-    result = build_report(run_dirs, Path(plot) if plot else None, bootstrap=bootstrap)
+    result = build_report(run_dirs, Path(plot) if plot else None, bootstrap=bootstrap, against=against)
     if fmt is not None:
-        typer.echo(render(result.rows, fmt))
+        typer.echo(render(result.rows, fmt, result.against))
         return
     for family, rows in by_family(result.rows).items():
         spec = FAMILIES[family].metrics
         units = "%" if spec.primary_metric.percent else "points"
-        header, cells = table_cells(rows, differing_options(rows))
+        header, cells = table_cells(rows, differing_options(rows), result.against)
+        reference = ("the base SLM" if result.against == DEFAULT_AGAINST else f"the row with {result.against}")
         table = Table(title=f"pifi report, {family} ({units}; mean ± std over seeds; Δ {spec.primary_metric.label}, "
-                            "p and CI vs the base SLM with the same options)", title_justify="left")
+                            f"p and CI vs {reference} and the same other options)", title_justify="left")
         numeric = header.index("seeds")
         for i, col in enumerate(header):
             table.add_column(col, justify="left" if i < numeric else "right")

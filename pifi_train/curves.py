@@ -11,7 +11,7 @@ from pifi_extract.outputs import write_output
 
 
 # one colour per arm, the same in every plot (matplotlib's default cycle C0..C9): base blue, PiFi orange,
-# PiFi with the post-norm green; other arms take the next free colours
+# PiFi with the post-norm green, LoRA red; other lines take the next free colours (the arms' last)
 ARM_COLORS = {("base", "raw"): "C0", ("pifi", "raw"): "C1", ("pifi", "post-norm"): "C2", ("lora", "raw"): "C3"}
 
 
@@ -26,8 +26,8 @@ def plot_validation_curves(curves: Mapping[str, Sequence[Sequence[float]]], path
                            colors: Sequence[str | None] | None = None,
                            ylabel: str = "validation accuracy (%)") -> Path:
     """One line per label: a validation metric (fractions, shown ×100) per epoch, mean over its seeds' curves;
-    ``colors`` (one per label; None, or a colour already taken: the next unused one of the cycle) keeps an arm's
-    colour across plots."""
+    ``colors`` (one per label, e.g. :func:`arm_color`; None, or a colour already taken: the next unused one of the
+    cycle, other arms' colours last) keeps an arm's colour across plots."""
     try:
         import matplotlib
 
@@ -38,7 +38,8 @@ def plot_validation_curves(curves: Mapping[str, Sequence[Sequence[float]]], path
     fig, ax = plt.subplots(figsize=size)
     chosen = list(colors) if colors is not None else [None] * len(curves)
     chosen = [c if c not in chosen[:i] else None for i, c in enumerate(chosen)]  # two lines never share one
-    free = iter(c for c in (f"C{i}" for i in range(10)) if c not in chosen)
+    cycle = sorted((f"C{i}" for i in range(10)), key=lambda c: c in ARM_COLORS.values())  # arms' colours last
+    free = iter(c for c in cycle if c not in chosen)
     for (label, members), color in zip(curves.items(), chosen):
         length = min(len(c) for c in members)
         mean = [100 * statistics.fmean(c[i] for c in members) for i in range(length)]

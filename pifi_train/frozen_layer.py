@@ -188,13 +188,7 @@ def build_frozen_layer(
     it must match the layer class exactly (strict). ``dtype`` None keeps the tensors' dtype.
     ``attn_implementation`` None uses the model's default (sdpa, or eager for Gemma-2).
     """
-    cfg = make_config(config)
-    spec = arch_for_config({"model_type": cfg.model_type})
-    layer_index = resolve_layer_index(layer_index, int(getattr(cfg, spec.num_layers_attr)))
-    attn = attn_implementation or spec.attn_implementation
-    if attn not in ATTN_IMPLEMENTATIONS:
-        raise ConfigError(f"unsupported attention implementation {attn!r}", f"use one of {ATTN_IMPLEMENTATIONS}")
-    cfg._attn_implementation = attn
+    cfg, spec, layer_index = _layer_config(config, layer_index, attn_implementation)
     device = torch.device(device)
     if dtype is None:
         dtype = next((t.dtype for t in layer_state.values() if t.is_floating_point()), torch.float32)
@@ -207,13 +201,49 @@ def build_frozen_layer(
     final_norm = None
     if final_norm_state:
         with torch.device("meta"):
-            final_norm = import_object(spec.final_norm_class)(cfg.hidden_size, eps=getattr(cfg, spec.norm_eps_attr))
+            final_norm = _final_norm(cfg, spec)
         _assign(final_norm, final_norm_state, device, dtype, what="final norm")
 
     rotary = None
     if spec.rotary_class is not None:
         rotary = import_object(spec.rotary_class)(config=cfg).to(device)
     return FrozenLayer(spec, cfg, layer_index, layer, rotary, final_norm)
+
+
+def _layer_config(config: Mapping[str, Any] | Any, layer_index: int, attn_implementation: str | None
+                  ) -> tuple[Any, ArchSpec, int]:
+    """(config object with its attention implementation set, the architecture's row, the resolved layer index)."""
+    cfg = make_config(config)
+    spec = arch_for_config({"model_type": cfg.model_type})
+    layer_index = resolve_layer_index(layer_index, int(getattr(cfg, spec.num_layers_attr)))
+    attn = attn_implementation or spec.attn_implementation
+    if attn not in ATTN_IMPLEMENTATIONS:
+        raise ConfigError(f"unsupported attention implementation {attn!r}", f"use one of {ATTN_IMPLEMENTATIONS}")
+    cfg._attn_implementation = attn
+    return cfg, spec, layer_index
+
+
+def _final_norm(cfg: Any, spec: ArchSpec) -> nn.Module:
+    return import_object(spec.final_norm_class)(cfg.hidden_size, eps=getattr(cfg, spec.norm_eps_attr))
+
+
+def shaped_frozen_layer(
+    config: Mapping[str, Any] | Any,
+    layer_index: int = -1,
+    *,
+    device: str | torch.device = "meta",
+    dtype: torch.dtype = torch.float32,
+    final_norm: bool = False,
+    attn_implementation: str | None = None,
+) -> FrozenLayer:
+    """Layer ``layer_index`` of the model ``config`` describes, with no checkpoint: on the meta device (shapes only,
+    for counting parameters and FLOPs) or, on a real device, with the class's own random init (for timing)."""
+    cfg, spec, layer_index = _layer_config(config, layer_index, attn_implementation)
+    with torch.device(device):
+        layer = import_object(spec.layer_class)(cfg, layer_idx=layer_index).to(dtype)
+        norm = _final_norm(cfg, spec).to(dtype) if final_norm else None
+        rotary = import_object(spec.rotary_class)(config=cfg) if spec.rotary_class is not None else None
+    return FrozenLayer(spec, cfg, layer_index, layer, rotary, norm)
 
 
 def _assign(

@@ -120,6 +120,8 @@ def read_json(path: Path) -> Any:
         raise CorruptFileError(f"{path} is not valid JSON: {err.msg} (line {err.lineno})") from None
     except RecursionError:
         raise CorruptFileError(f"{path} is nested too deeply to be a run file") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise CorruptFileError(f"{path} holds a number too long to be a run file's") from None
 
 
 def read_jsonl(path: Path) -> list[Any]:

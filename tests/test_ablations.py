@@ -245,7 +245,7 @@ def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tm
     base, pifi = report.rows
     assert base.welch is None and base.bootstrap is None
     assert pifi.welch is not None and 0.0 <= pifi.welch.p_value <= 1.0
-    assert pifi.welch.mean == pytest.approx(pifi.delta_vs_base)
+    assert pifi.welch.mean == pytest.approx(pifi.delta)
     assert pifi.bootstrap.ci_low <= pifi.bootstrap.mean <= pifi.bootstrap.ci_high
     assert json.loads(render(report.rows, "json"))[1]["options"]["method"] == "pifi"
     assert "\\begin{tabular}" in render(report.rows, "latex")

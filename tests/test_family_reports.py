@@ -41,7 +41,7 @@ def test_report_shows_each_familys_metrics_with_delta_p_and_ci_in_every_format(a
     base, pifi = report.rows
     assert base.options["method"] == "base" and pifi.options["method"] == "pifi" and pifi.seeds == [2023, 2024]
     primary = spec.primary_metric
-    assert pifi.delta_vs_base == pytest.approx(primary.points(pifi.metrics[primary.key][0] - base.metrics[primary.key][0]))
+    assert pifi.delta == pytest.approx(primary.points(pifi.metrics[primary.key][0] - base.metrics[primary.key][0]))
     assert pifi.welch is not None and 0 <= pifi.welch.p_value <= 1 and pifi.welch.ci_low <= pifi.welch.ci_high
     assert pifi.bootstrap is not None and pifi.bootstrap.ci_low <= pifi.bootstrap.mean <= pifi.bootstrap.ci_high
     assert set(pifi.metrics) >= {m.key for m in spec.headline}

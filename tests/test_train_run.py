@@ -146,7 +146,7 @@ def test_seeds_sweep_and_report(assets, tmp_path, capsys, monkeypatch):
     assert [row.options["method"] for row in report.rows] == ["base", "pifi"]
     assert all(len(row.seeds) == 2 for row in report.rows)
     pifi, base = report.rows[1], report.rows[0]
-    assert pifi.delta_vs_base == pytest.approx(100 * (pifi.metrics["accuracy"][0] - base.metrics["accuracy"][0]))
+    assert pifi.delta == pytest.approx(100 * (pifi.metrics["accuracy"][0] - base.metrics["accuracy"][0]))
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -209,7 +209,9 @@ def test_two_stacked_layers_train_predict_and_record_both_artifacts(assets, seco
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and ("2 layer artifact(s)" in err or "is not the layer" in err), err
     report = build_report([run_dir])
-    assert report.rows[0].layers.count("#") == 2
+    from pifi_train.report_render import display_names
+
+    assert len(report.rows[0].layers) == 2 and display_names(report.rows)[0]["layer"].count("#") == 2
 
 
 def test_predict_with_a_moved_artifact_names_layer_artifact(runs, tmp_path, capsys):
