@@ -38,7 +38,8 @@ class DataOptions:
     """What to train and evaluate on (shared by train, sweep, demo and select)."""
 
     task: str | None = option(None, "Built-in task: sst2, imdb, tweet_sentiment_binary, tweet_offensive, cola, mnli, "
-                              "snli; QA: squad, squad_v2; seq2seq: multi30k, cnn_dailymail (needs pifi[datasets]).")
+                              "snli, cr, nsmc, filmstarts, sst5, subj, trec, agnews, dbpedia, mr; QA: squad, squad_v2; "
+                              "seq2seq: multi30k, cnn_dailymail (needs pifi[datasets]).")
     task_type: str = option("auto", "auto (the task's family; local files: classification), classification, qa or "
                             "seq2seq.")
     train_file: str | None = option(None, "Local training data: .csv, .tsv or .jsonl (QA: SQuAD .json/.jsonl).")
