@@ -167,6 +167,19 @@ class Seq2SeqOptions:
     length_penalty: float = option(1.0, "Seq2seq decoding: beam length penalty.", families=(SEQ2SEQ,))
     no_repeat_ngram_size: int = option(0, "Seq2seq decoding: forbid repeating n-grams of this size (0: off).",
                                        families=(SEQ2SEQ,))
+    # the paper's Table 2 metrics beside BLEU / ROUGE; each is off unless asked for
+    meteor: bool = option(False, "Seq2seq: also score METEOR (nltk's, mean over examples; needs nltk's WordNet "
+                          "data).", families=(SEQ2SEQ,), result=False, flag="--meteor/--no-meteor")
+    bertscore_model: str | None = option(None, "Seq2seq: also score BERTScore F1 with this encoder, a Hub id or "
+                                         "folder (the paper: google-bert/bert-base-multilingual-cased).",
+                                         families=(SEQ2SEQ,))
+    bertscore_layer: int | None = option(None, "Seq2seq: the BERTScore layer (default: bert-score's for the model, "
+                                         "e.g. 9 for bert-base-multilingual-cased).", families=(SEQ2SEQ,))
+    bartscore_model: str | None = option(None, "Seq2seq: also score BARTScore with this BART, a Hub id or folder "
+                                         "(the paper: facebook/bart-large-cnn).", families=(SEQ2SEQ,))
+    bartscore_direction: str = option("ref-hyp", "Seq2seq: BARTScore direction: ref-hyp (precision, the paper's), "
+                                      "hyp-ref (recall), f (their mean) or src-hyp (faithfulness).",
+                                      families=(SEQ2SEQ,))
 
 
 GROUPS: tuple[type, ...] = (DataOptions, PlugOptions, OptimOptions, RunOptions, AblationOptions, TrackingOptions,
