@@ -10,8 +10,8 @@ from pifi_train.clean import resolve_cleaning
 from pifi_train.families.classification.extra_tests import map_labels
 from pifi_train.families.classification.task_splits import (Holdout, Take, permutation, select,
                                                             train_test_split_indices)
-from pifi_train.families.classification.tasks import (TASKS, RawFiles, _fetch_raw, assemble_task, get_task,
-                                                      read_raw_file)
+from pifi_train.families.classification.raw_files import RawFiles, fetch_raw_files, read_raw_file
+from pifi_train.families.classification.tasks import TASKS, assemble_task, get_task
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 11, 99, 1000, 1001])
@@ -155,7 +155,7 @@ def test_a_downloaded_file_with_another_sha256_is_refused(tmp_path):
     manager = SimpleNamespace(download=lambda url: str(path))  # the download itself is datasets' job
     fake = SimpleNamespace(DownloadConfig=lambda cache_dir: None, DownloadManager=lambda download_config: manager)
     with pytest.raises(CorruptFileError, match="not the file the authors used"):
-        _fetch_raw(TASKS["filmstarts"], fake, None)
+        fetch_raw_files(TASKS["filmstarts"].files, fake, None)
 
 
 def test_raw_file_tasks_name_a_pinned_source():
@@ -188,3 +188,16 @@ def test_every_task_row_is_consistent():
         for take in (spec.train, spec.validation, spec.test):
             assert take.shuffle in ("python", "numpy")
             assert spec.files is None or take.split in spec.files.urls, spec.name
+
+
+def test_raw_files_come_through_datasets_download_cache(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    pytest.importorskip("pandas")
+    import hashlib
+
+    path = tmp_path / "film.tsv"
+    path.write_text("u1\t5\tToll\nu2\t0\tMies\n", encoding="utf-8")
+    files = RawFiles({"train": str(path)}, ("address", "label", "text"), header=False,
+                     sha256={"train": hashlib.sha256(path.read_bytes()).hexdigest()}, skip_bad_lines=True)
+    raw = fetch_raw_files(files, datasets, str(tmp_path / "cache"))
+    assert raw == {"train": {"address": ["u1", "u2"], "label": ["5", "0"], "text": ["Toll", "Mies"]}}

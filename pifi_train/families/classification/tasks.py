@@ -10,31 +10,17 @@ offline); :func:`load_builtin_task` fetches the rows with the optional ``dataset
 
 from __future__ import annotations
 
-import hashlib
-import math
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from pifi_extract.errors import ConfigError, CorruptFileError, OfflineError
 
 from .data import Examples, TaskData
+from .raw_files import RawFiles, fetch_raw_files, missing
 from .task_splits import Holdout, Take, select
 
 __all__ = ["Holdout", "RawFiles", "TASKS", "Take", "TaskSpec", "assemble_task", "get_task", "load_builtin_task",
            "needed_splits", "task_names"]
-
-
-@dataclass(frozen=True)
-class RawFiles:
-    """Tab-separated files outside the Hub, read as the authors' pandas code reads them (``pifi[datasets]``
-    brings pandas): split -> URL, every column in file order, whether the first line names them."""
-
-    urls: Mapping[str, str]
-    columns: tuple[str, ...]
-    header: bool
-    sha256: Mapping[str, str] = field(default_factory=dict)  # split -> the file's sha256, checked after download
-    skip_bad_lines: bool = False  # pandas' on_bad_lines="skip": a line with too many fields is left out
 
 
 @dataclass(frozen=True)
@@ -67,7 +53,8 @@ _NLI_NAMES = ("entailment", "neutral", "contradiction")
 
 
 def _holdout(split: str = "train", shuffle: str = "python") -> tuple[Take, Take]:
-    """(train, validation): the authors' ``sample(frac=1)`` then the first 20 % as validation."""
+    """(train, validation): the split shuffled by the split seed, its first 20 % as validation (the authors'
+    ``sample(frac=1)`` with ``shuffle="numpy"``)."""
     return (Take(split, shuffle_fraction=(_HOLDOUT, 1.0), shuffle=shuffle),
             Take(split, shuffle_fraction=(0.0, _HOLDOUT), shuffle=shuffle))
 
@@ -76,10 +63,11 @@ def _authors_holdout(split: str = "train") -> tuple[Take, Take]:
     return _holdout(split, "numpy")
 
 
-# Filmstarts: shuffled (numpy, the split seed), then train_test_split(test_size=0.2, random_state=42) and
-# the 20 % split again in halves (test_size=0.5, random_state=42): 80/10/10
-_FILM_FIRST, _FILM_SECOND = Holdout(_HOLDOUT, 42, "test"), 0.5
-_FILMSTARTS_SHUFFLE = dict(shuffle_fraction=(0.0, 1.0), shuffle="numpy")
+# Filmstarts: shuffled (numpy, the split seed), then train_test_split(test_size=0.2, random_state=42), and
+# its 20 % in halves (test_size=0.5, random_state=42): train 80 / validation 10 / test 10
+_FILM_80, _FILM_20 = Holdout(_HOLDOUT, 42, "train"), Holdout(_HOLDOUT, 42, "test")
+_FILM_VALIDATION, _FILM_TEST = Holdout(0.5, 42, "train"), Holdout(0.5, 42, "test")
+_FILMSTARTS_SHUFFLE: dict[str, Any] = dict(shuffle_fraction=(0.0, 1.0), shuffle="numpy")
 _NSMC_URL = "https://raw.githubusercontent.com/e9t/nsmc/master/ratings_{}.txt"
 _FILMSTARTS_COMMIT = "3bdea61db43f44e84d770ece61850e935aa3d6d3"  # github.com/oliverguhr/german-sentiment (LFS)
 _FILMSTARTS_URL = (f"https://media.githubusercontent.com/media/oliverguhr/german-sentiment/{_FILMSTARTS_COMMIT}/"
@@ -119,9 +107,9 @@ TASKS: dict[str, TaskSpec] = {
                       "files from github.com/e9t/nsmc; train 80/20 as the authors (numpy shuffle)"),
         TaskSpec("filmstarts", "oliverguhr/german-sentiment", None, "text", None, "label",
                  {0: 0, 1: 0, 2: 0, 4: 1, 5: 1}, _SENTIMENT,
-                 Take("train", **_FILMSTARTS_SHUFFLE, holdouts=(Holdout(_HOLDOUT, 42, "train"),)),
-                 Take("train", **_FILMSTARTS_SHUFFLE, holdouts=(_FILM_FIRST, Holdout(_FILM_SECOND, 42, "train"))),
-                 Take("train", **_FILMSTARTS_SHUFFLE, holdouts=(_FILM_FIRST, Holdout(_FILM_SECOND, 42, "test"))),
+                 Take("train", **_FILMSTARTS_SHUFFLE, holdouts=(_FILM_80,)),
+                 Take("train", **_FILMSTARTS_SHUFFLE, holdouts=(_FILM_20, _FILM_VALIDATION)),
+                 Take("train", **_FILMSTARTS_SHUFFLE, holdouts=(_FILM_20, _FILM_TEST)),
                  files=RawFiles({"train": _FILMSTARTS_URL}, ("address", "label", "text"), header=False,
                                 sha256={"train": _FILMSTARTS_SHA256}, skip_bad_lines=True),
                  drop_missing_text=True,
@@ -168,13 +156,9 @@ def get_task(name: str) -> TaskSpec:
     return spec
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _raw_label(value: Any, spec: TaskSpec) -> int | None:
     """A raw label as an int (``"4"``, ``4.0`` -> 4, truncated as pandas' ``astype(int)``); None when missing."""
-    if _missing(value):
+    if missing(value):
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return int(value)
@@ -192,11 +176,11 @@ def _kept_rows(spec: TaskSpec, table: Mapping[str, list]) -> list[int]:
     """Rows whose label the task keeps (and, with ``drop_missing_text``, that have a text), in file order."""
     labels, texts = table[spec.label_column], table[spec.text_column]
     return [i for i, value in enumerate(labels)
-            if _raw_label(value, spec) in spec.label_ids and not (spec.drop_missing_text and _missing(texts[i]))]
+            if _raw_label(value, spec) in spec.label_ids and not (spec.drop_missing_text and missing(texts[i]))]
 
 
 def _text(value: Any) -> str:
-    return "" if _missing(value) else str(value)
+    return "" if missing(value) else str(value)
 
 
 def _check_label_name(spec: TaskSpec, table: Mapping[str, list], row: int, label: int) -> None:
@@ -253,47 +237,6 @@ def assemble_task(spec: TaskSpec, raw: Mapping[str, Mapping[str, list]], seed: i
     )
 
 
-def read_raw_file(path: Path, files: RawFiles) -> dict[str, list]:
-    """One raw file (column -> values) as the authors' ``pandas.read_csv(sep="\\t")`` reads it: pandas' quoting,
-    a header line or ``files.columns`` as names, ``on_bad_lines="skip"`` when asked; every value a string or
-    None (missing), labels parsed later."""
-    try:
-        import pandas
-    except ImportError as err:
-        raise ConfigError("reading this task's raw files needs pandas", "pip install 'pifi[datasets]'") from err
-    frame = pandas.read_csv(path, sep="\t", header=0 if files.header else None,
-                            names=None if files.header else list(files.columns), dtype=str,
-                            on_bad_lines="skip" if files.skip_bad_lines else "error")
-    if list(frame.columns) != list(files.columns):
-        raise CorruptFileError(f"{path}: columns {', '.join(map(str, frame.columns))}, expected "
-                               f"{', '.join(files.columns)}", "delete the cached download and try again")
-    return {c: [None if _missing(v) else v for v in frame[c].tolist()] for c in files.columns}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fetch_raw(spec: TaskSpec, datasets: Any, cache_dir: str | None) -> dict[str, dict[str, list]]:
-    """Download (or reuse datasets' cached copy of) a task's raw files, check them, read them."""
-    files = spec.files
-    assert files is not None
-    manager = datasets.DownloadManager(download_config=datasets.DownloadConfig(cache_dir=cache_dir))
-    raw = {}
-    for split, url in files.urls.items():
-        path = Path(manager.download(url))
-        expected = files.sha256.get(split)
-        if expected and _sha256(path) != expected:
-            raise CorruptFileError(f"{url} (cached as {path}) is not the file the authors used (sha256 differs)",
-                                   "delete the cached file and try again")
-        raw[split] = read_raw_file(path, files)
-    return raw
-
-
 def load_builtin_task(name: str, seed: int, cache_dir: str | None = None) -> TaskData:
     """Download (or read from the ``datasets`` cache) a built-in task and split it as the paper does."""
     spec = get_task(name)
@@ -309,7 +252,7 @@ def load_builtin_task(name: str, seed: int, cache_dir: str | None = None) -> Tas
     source = ", ".join(spec.files.urls.values()) if spec.files else spec.path
     try:
         if spec.files is not None:
-            raw = _fetch_raw(spec, datasets, cache_dir)
+            raw = fetch_raw_files(spec.files, datasets, cache_dir)
         else:
             loaded: Any = datasets.load_dataset(spec.path, spec.config_name, cache_dir=cache_dir)
             raw = {split: {c: loaded[split][c] for c in _columns(spec) if c in loaded[split].column_names}
