@@ -68,7 +68,7 @@ def test_bertscore_layer_defaults_and_refusals(tiny_bert):
     assert bertscore_layer("roberta-large", None) == 17 and bertscore_layer("anything", 4) == 4
     with pytest.raises(ConfigError, match="pass --bertscore-layer"):
         bertscore_layer(str(tiny_bert), None)
-    with pytest.raises(UnsupportedModelError, match="has 2 layers"):
+    with pytest.raises(ConfigError, match="has 2 layers"):
         BertScorer(str(tiny_bert), 3, CPU)
 
 
@@ -89,7 +89,8 @@ def test_bartscore_is_the_mean_target_log_likelihood_as_transformers_computes_it
     model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(tiny_bart).eval(), AutoTokenizer.from_pretrained(tiny_bart)
     for src, tgt, score in zip(sources, targets, scores):
         with torch.no_grad():  # transformers' own cross-entropy of the target tokens, one pair, no padding
-            loss = model(**tokenizer(src, return_tensors="pt"), labels=tokenizer(tgt, return_tensors="pt").input_ids).loss
+            labels = tokenizer(tgt, return_tensors="pt").input_ids
+            loss = model(**tokenizer(src, return_tensors="pt"), labels=labels).loss
         assert score == pytest.approx(-loss.item(), abs=1e-5)
 
 
@@ -194,8 +195,11 @@ def test_meteor_without_wordnet_fails_before_anything_is_written(family_runs, tm
 
 
 @pytest.mark.usefixtures("train_env")
-def test_a_missing_scoring_model_fails_before_anything_is_written(family_runs, tmp_path, capsys):
-    args = cli_args(options_for(family_runs, "seq2seq", output_dir=str(tmp_path / "run"),
-                                bertscore_model=str(tmp_path / "nowhere"), bertscore_layer=1))
-    fails_in_one_line(capsys, args, "--bertscore-model")
+@pytest.mark.parametrize("scorer, message", [("nowhere", "--bertscore-model"), ("bert", "has 2 layers")])
+def test_a_missing_scoring_model_or_layer_fails_before_anything_is_written(family_runs, tiny_bert, tmp_path, capsys,
+                                                                           scorer, message):
+    model = str(tiny_bert) if scorer == "bert" else str(tmp_path / "nowhere")
+    args = cli_args(options_for(family_runs, "seq2seq", output_dir=str(tmp_path / "run"), bertscore_model=model,
+                                bertscore_layer=5))
+    fails_in_one_line(capsys, args, message)
     assert not (tmp_path / "run").exists()

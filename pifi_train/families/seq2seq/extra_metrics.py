@@ -3,9 +3,9 @@ BERTScore (``--bertscore-model``), BARTScore (``--bartscore-model``). Torch-free
 
 METEOR is nltk's ``meteor_score`` (Banerjee & Lavie 2005 with WordNet synonyms, Porter stems, lowercase) on
 word/punctuation tokens, averaged over examples. The authors ran nlg-eval's Java METEOR 1.5 (also paraphrase
-matches, tuned parameters, one corpus-level score rather than a mean of sentence scores): the numbers differ. The model-based scores are in
-:mod:`.model_scores` (torch, transformers only). METEOR's nltk comes with ``pifi[generation]``; its WordNet
-data does not (``python -m nltk.downloader wordnet``).
+matches, tuned parameters, one corpus-level score rather than a mean of sentence scores): the numbers differ.
+The model-based scores are in :mod:`.model_scores` (torch, transformers only). METEOR's nltk comes with
+``pifi[generation]``; its WordNet data does not (``python -m nltk.downloader wordnet``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from statistics import fmean
 from typing import Any, Sequence
 
-from pifi_extract.errors import ConfigError
+from pifi_extract.errors import ConfigError, UnsupportedModelError
 
 BARTSCORE_DIRECTIONS = ("ref-hyp", "hyp-ref", "f", "src-hyp")
 # bert-score 0.3.13's recommended layers (its utils.model2layers) for the encoders one is likely to pick
@@ -44,6 +44,24 @@ def bertscore_layer(model: str, layer: int | None) -> int:
             return BERTSCORE_LAYERS[key]
     raise ConfigError(f"--bertscore-model {model}: no default BERTScore layer for this model",
                       "pass --bertscore-layer N (bert-score's recommended layer for the model)")
+
+
+def check_bertscore_model(model: str, layer: int | None, config: Any) -> int:
+    """The BERTScore layer for ``model`` (its transformers ``config``): an encoder, a layer it has."""
+    if getattr(config, "is_encoder_decoder", False):
+        raise UnsupportedModelError(f"--bertscore-model {model} is an encoder-decoder model ({config.model_type})",
+                                    "BERTScore takes an encoder (BERT, RoBERTa, DeBERTa...)")
+    chosen, depth = bertscore_layer(model, layer), getattr(config, "num_hidden_layers", None)
+    if depth is not None and chosen > depth:  # 0 is the embeddings
+        raise ConfigError(f"--bertscore-layer {chosen}: {model} has {depth} layers",
+                          f"pass --bertscore-layer 0..{depth}")
+    return chosen
+
+
+def check_bartscore_model(model: str, config: Any) -> None:
+    if not getattr(config, "is_encoder_decoder", False):
+        raise UnsupportedModelError(f"--bartscore-model {model} is not an encoder-decoder model ({config.model_type})",
+                                    "BARTScore takes a BART (the paper: facebook/bart-large-cnn)")
 
 
 def check_extra_options(config: Any) -> None:

@@ -19,10 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
-from pifi_extract.errors import UnsupportedModelError
-
 from ...slm import load_config, load_pretrained, load_tokenizer
-from .extra_metrics import bertscore_layer, mean, meteor_scores, wanted
+from .extra_metrics import check_bartscore_model, check_bertscore_model, mean, meteor_scores, wanted
 
 BART_MAX_LENGTH = 1024  # BARTScore's truncation
 _PREFIX_SPACE = ("Roberta", "GPT2")  # tokenizers bert-score calls with add_prefix_space=True
@@ -43,14 +41,7 @@ class BertScorer:
 
         flag = "--bertscore-model"
         config = load_config(name, flag)
-        if getattr(config, "is_encoder_decoder", False):
-            raise UnsupportedModelError(f"{flag} {name} is an encoder-decoder model ({config.model_type})",
-                                        "BERTScore takes an encoder (BERT, RoBERTa, DeBERTa...)")
-        self.layer = bertscore_layer(name, layer)
-        depth = getattr(config, "num_hidden_layers", None)
-        if depth is not None and self.layer > depth:
-            raise UnsupportedModelError(f"--bertscore-layer {self.layer}: {name} has {depth} layers",
-                                        f"pass --bertscore-layer 0..{depth}")
+        self.layer = check_bertscore_model(name, layer, config)
         self.tokenizer = load_tokenizer(name, flag)
         self.prefix_space = type(self.tokenizer).__name__.startswith(_PREFIX_SPACE)
         self.max_length = _max_length(self.tokenizer, config)
@@ -110,9 +101,7 @@ class BartScorer:
 
         flag = "--bartscore-model"
         config = load_config(name, flag)
-        if not getattr(config, "is_encoder_decoder", False):
-            raise UnsupportedModelError(f"{flag} {name} is not an encoder-decoder model ({config.model_type})",
-                                        "BARTScore takes a BART (the paper: facebook/bart-large-cnn)")
+        check_bartscore_model(name, config)
         self.tokenizer = load_tokenizer(name, flag)
         self.max_length = _max_length(self.tokenizer, config, BART_MAX_LENGTH)
         self.model = load_pretrained(AutoModelForSeq2SeqLM, name, config, flag=flag).eval().to(device)

@@ -11,7 +11,7 @@ from ...options import ModelOptions
 from ...slm import load_config
 from ...splits import finish_splits
 from .data import Seq2SeqData, load_builtin_pairs, load_extra_test, load_local_pairs
-from .extra_metrics import load_wordnet
+from .extra_metrics import check_bartscore_model, check_bertscore_model, load_wordnet
 from .metrics import require_generation
 from .model import Seq2SeqPifi, check_encoder_decoder, load_seq2seq_slm
 from .trainer import Seq2SeqTrainer as Trainer  # noqa: F401 - the family's trainer
@@ -48,9 +48,10 @@ def require_extra_metrics(config: TrainConfig) -> None:
     if config.meteor:
         load_wordnet()
     if config.bertscore_model:
-        load_config(config.bertscore_model, "--bertscore-model")
+        name = config.bertscore_model
+        check_bertscore_model(name, config.bertscore_layer, load_config(name, "--bertscore-model"))
     if config.bartscore_model:
-        load_config(config.bartscore_model, "--bartscore-model")
+        check_bartscore_model(config.bartscore_model, load_config(config.bartscore_model, "--bartscore-model"))
 
 
 def load_slm_config(name: str) -> Any:
