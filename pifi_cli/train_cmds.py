@@ -184,10 +184,11 @@ def print_results(results: list) -> None:
         final = r.metrics["final"]
         for name, split in (final.get("extra_tests") or {}).items():
             say(f"seed {r.seed} extra test {name}: {_scores(family, split)}")
-        variants = [f"{m.label} {m.show(final['test'][m.key])}" for m in family.metrics.variants
-                    if final.get("test") and final["test"].get(m.key) is not None]
-        if variants:
-            say(f"seed {r.seed} test, paper-compatible: {'  '.join(variants)}")
+        for paper, title in ((True, "paper-compatible"), (False, "more metrics")):
+            variants = [f"{m.label} {m.show(final['test'][m.key])}" for m in family.metrics.variants
+                        if m.paper == paper and final.get("test") and final["test"].get(m.key) is not None]
+            if variants:
+                say(f"seed {r.seed} test, {title}: {'  '.join(variants)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,8 @@ from pifi_extract.errors import ConfigError
 
 CLEANINGS = ("auto", "html", "none")
 # the paper's classification tasks are cleaned by the authors; entailment (mnli, snli) and local files are not
-_CLEANED_TASKS = frozenset({"sst2", "imdb", "tweet_sentiment_binary", "tweet_offensive", "cola"})
+_CLEANED_TASKS = frozenset({"sst2", "imdb", "tweet_sentiment_binary", "tweet_offensive", "cola", "cr", "nsmc",
+                            "filmstarts", "sst5", "subj", "trec", "agnews", "dbpedia", "mr"})
 
 
 def resolve_cleaning(clean_text: str, task: str | None) -> str:

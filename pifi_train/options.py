@@ -42,7 +42,8 @@ class DataOptions:
     """What to train and evaluate on (shared by train, sweep, demo and select)."""
 
     task: str | None = option(None, "Built-in task: sst2, imdb, tweet_sentiment_binary, tweet_offensive, cola, mnli, "
-                              "snli; QA: squad, squad_v2; seq2seq: multi30k, cnn_dailymail (needs pifi[datasets]).")
+                              "snli, cr, nsmc, filmstarts, sst5, subj, trec, agnews, dbpedia, mr; QA: squad, squad_v2; "
+                              "seq2seq: multi30k, cnn_dailymail (needs pifi[datasets]).")
     task_type: str = option("auto", "auto (the task's family; local files: classification), classification, qa or "
                             "seq2seq.")
     train_file: str | None = option(None, "Local training data: .csv, .tsv or .jsonl (QA: SQuAD .json/.jsonl).")
@@ -180,6 +181,19 @@ class Seq2SeqOptions:
     length_penalty: float = option(1.0, "Seq2seq decoding: beam length penalty.", families=(SEQ2SEQ,))
     no_repeat_ngram_size: int = option(0, "Seq2seq decoding: forbid repeating n-grams of this size (0: off).",
                                        families=(SEQ2SEQ,))
+    # the paper's Table 2 metrics beside BLEU / ROUGE; each is off unless asked for
+    meteor: bool = option(False, "Seq2seq: also score METEOR (nltk's, mean over examples; needs nltk's WordNet "
+                          "data).", families=(SEQ2SEQ,), result=False, flag="--meteor/--no-meteor")
+    bertscore_model: str | None = option(None, "Seq2seq: also score BERTScore F1 with this encoder, a Hub id or "
+                                         "folder (the paper: google-bert/bert-base-multilingual-cased).",
+                                         families=(SEQ2SEQ,))
+    bertscore_layer: int | None = option(None, "Seq2seq: the BERTScore layer (default: bert-score's for the model, "
+                                         "e.g. 9 for bert-base-multilingual-cased).", families=(SEQ2SEQ,))
+    bartscore_model: str | None = option(None, "Seq2seq: also score BARTScore with this BART, a Hub id or folder "
+                                         "(the paper: facebook/bart-large-cnn).", families=(SEQ2SEQ,))
+    bartscore_direction: str = option("ref-hyp", "Seq2seq: BARTScore direction: ref-hyp (precision, the paper's), "
+                                      "hyp-ref (recall), f (their mean) or src-hyp (faithfulness).",
+                                      families=(SEQ2SEQ,))
 
 
 GROUPS: tuple[type, ...] = (DataOptions, PlugOptions, OptimOptions, RunOptions, AblationOptions, TrackingOptions,

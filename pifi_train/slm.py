@@ -23,27 +23,27 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _translate(name: str, err: Exception) -> PifiError:
-    """A pifi error for a failed ``from_pretrained`` of ``name``."""
+def _translate(name: str, err: Exception, flag: str = "--slm") -> PifiError:
+    """A pifi error for a failed ``from_pretrained`` of ``name`` (given as ``flag``)."""
     first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
     local = Path(name).expanduser()
     if local.is_dir():
-        return SourceNotFoundError(f"--slm {name}: folder is not a loadable model: {first}",
+        return SourceNotFoundError(f"{flag} {name}: folder is not a loadable model: {first}",
                                    "it needs config.json, tokenizer files and safetensors weights")
     if name.startswith(("/", ".", "~")) or local.suffix:
-        return SourceNotFoundError(f"--slm {name}: no such folder")
+        return SourceNotFoundError(f"{flag} {name}: no such folder")
     if isinstance(err, ValueError) and "repo id" not in first.lower():
-        return UnsupportedModelError(f"--slm {name}: {first}")
+        return UnsupportedModelError(f"{flag} {name}: {first}")
     if _offline() or "couldn't connect" in first.lower() or "offline" in first.lower():
-        return OfflineError(f"--slm {name} is not available offline: {first}",
+        return OfflineError(f"{flag} {name} is not available offline: {first}",
                             "download it once with network access (it is then cached), or pass a local folder")
-    return SourceNotFoundError(f"--slm {name}: not a local folder nor a model on the Hub: {first}")
+    return SourceNotFoundError(f"{flag} {name}: not a local folder nor a model on the Hub: {first}")
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-def refuse_pickle_only(name: str) -> None:
+def refuse_pickle_only(name: str, flag: str = "--slm") -> None:
     """Refuse a local SLM folder whose weights exist only as pickles (``pytorch_model.bin``): pifi never loads one."""
     folder = Path(name).expanduser()
     if not folder.is_dir():
@@ -54,21 +54,21 @@ def refuse_pickle_only(name: str) -> None:
     pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
     if pickles:
         raise UnsupportedModelError(
-            f"--slm {name} holds only pickle weights ({pickles[0]}); pifi never loads pickles",
+            f"{flag} {name} holds only pickle weights ({pickles[0]}); pifi never loads pickles",
             "convert them to safetensors (in an environment you trust: load the model, then "
             "save_pretrained(..., safe_serialization=True)) or use a model that ships model.safetensors",
         )
 
 
-def load_config(name: str) -> Any:
+def load_config(name: str, flag: str = "--slm") -> Any:
     """The SLM's transformers config (no remote code); pickle-only folders refused before anything loads."""
     from transformers import AutoConfig
 
-    refuse_pickle_only(name)
+    refuse_pickle_only(name, flag)
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as err:
-        raise _translate(name, err) from err
+        raise _translate(name, err, flag) from err
 
 
 def load_slm_config(name: str) -> Any:
@@ -81,17 +81,18 @@ def load_slm_config(name: str) -> Any:
     return config
 
 
-def load_pretrained(model_class: Any, name: str, config: Any, pretrained: bool = True) -> nn.Module:
+def load_pretrained(model_class: Any, name: str, config: Any, pretrained: bool = True,
+                    flag: str = "--slm") -> nn.Module:
     """``model_class`` (AutoModel, AutoModelForSeq2SeqLM) in fp32: pretrained safetensors weights (never a
     pickle, never remote code), or random weights from ``config``."""
     try:
         if pretrained:
-            refuse_pickle_only(name)
+            refuse_pickle_only(name, flag)
             return model_class.from_pretrained(name, config=config, dtype=torch.float32, trust_remote_code=False,
                                                use_safetensors=True)
         return model_class.from_config(config, dtype=torch.float32)
     except (OSError, ValueError) as err:
-        raise _translate(name, err) from err
+        raise _translate(name, err, flag) from err
 
 
 def load_slm(name: str, config: Any | None = None, pretrained: bool = True) -> nn.Module:
@@ -104,18 +105,18 @@ def load_slm(name: str, config: Any | None = None, pretrained: bool = True) -> n
     return model
 
 
-def load_tokenizer(name: str) -> Any:
+def load_tokenizer(name: str, flag: str = "--slm") -> Any:
     """The SLM's tokenizer, padding on the right, with a pad token (eos or unk for decoder models)."""
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as err:
-        raise _translate(name, err) from err
+        raise _translate(name, err, flag) from err
     if tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
-            raise UnsupportedModelError(f"--slm {name}: tokenizer has no pad, eos or unk token to pad with")
+            raise UnsupportedModelError(f"{flag} {name}: tokenizer has no pad, eos or unk token to pad with")
         tokenizer.pad_token = fallback
     tokenizer.padding_side = "right"
     return tokenizer

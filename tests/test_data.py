@@ -112,12 +112,12 @@ def _raw(n, labels=None, text="text", pair=None):
 
 
 def test_table_has_the_papers_tasks():
-    assert task_names() == sorted(["sst2", "imdb", "tweet_sentiment_binary", "tweet_offensive", "cola", "mnli", "snli"])
+    assert {"sst2", "imdb", "tweet_sentiment_binary", "tweet_offensive", "cola", "mnli", "snli"} <= set(task_names())
     assert TASKS["imdb"].path == "stanfordnlp/imdb" and TASKS["cola"].config_name == "cola"
 
 
 def test_unknown_task_lists_known_ones():
-    with pytest.raises(ConfigError, match="known tasks: cola, imdb, mnli"):
+    with pytest.raises(ConfigError, match="known tasks: agnews, cola, cr"):
         get_task("sst3")
 
 

@@ -1,11 +1,15 @@
 """Sequence-to-sequence (T5, BART...: translation and summarization, the paper's Table 2): the plug is
-installed as the model's encoder; sacreBLEU, chrF, ROUGE, and the paper's BLEU-avg."""
+installed as the model's encoder; sacreBLEU, chrF, ROUGE, and the paper's BLEU-avg; METEOR, BERTScore and
+BARTScore when asked for (optional: computed only with --meteor / --bertscore-model / --bartscore-model)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ...options import SEQ2SEQ as NAME
 from ..spec import Family, FamilyRuntime, Metric, MetricsSpec, at_least_one
 from .data import TASKS
+from .extra_metrics import check_extra_options
 from .metrics import bleu_of
 
 
@@ -13,6 +17,11 @@ def _runtime() -> FamilyRuntime:
     from . import runtime  # torch: imported when a run starts, not for `pifi --help`
 
     return runtime
+
+
+def _check(config: Any) -> None:
+    at_least_one(config, ("max_target_length", "num_beams", "max_new_tokens"))
+    check_extra_options(config)
 
 
 SEQ2SEQ = Family(
@@ -23,10 +32,14 @@ SEQ2SEQ = Family(
                                   Metric("rouge1", "ROUGE-1", percent=False), Metric("rouge2", "ROUGE-2", percent=False),
                                   Metric("rougeL", "ROUGE-L", percent=False)),
                         primary="bleu", select_default="loss",  # the authors pick the epoch by validation loss
-                        variants=(Metric("bleu_avg", "BLEU-avg (paper)", percent=False, paper=True),),
+                        variants=(Metric("bleu_avg", "BLEU-avg (paper)", percent=False, paper=True),
+                                  # optional (shown where a run computed them): the paper's other Table 2 columns
+                                  Metric("meteor", "METEOR", percent=False),
+                                  Metric("bertscore", "BERTScore F1", percent=False),
+                                  Metric("bartscore", "BARTScore", percent=False)),
                         corpus_score=bleu_of),
     plugs=("sequence",),  # every encoder state goes through the layer
     default_max_length=lambda config: 100,
     runtime=_runtime,
-    check=lambda config: at_least_one(config, ("max_target_length", "num_beams", "max_new_tokens")),
+    check=_check,
 )

@@ -11,6 +11,7 @@ from ...options import ModelOptions
 from ...slm import load_config
 from ...splits import finish_splits
 from .data import Seq2SeqData, load_builtin_pairs, load_extra_test, load_local_pairs
+from .extra_metrics import check_bartscore_model, check_bertscore_model, load_wordnet
 from .metrics import require_generation
 from .model import Seq2SeqPifi, check_encoder_decoder, load_seq2seq_slm
 from .trainer import Seq2SeqTrainer as Trainer  # noqa: F401 - the family's trainer
@@ -24,6 +25,7 @@ def load_data(config: TrainConfig) -> Seq2SeqData:
     """A built-in task's splits or local files (no validation file: a hold-out seeded by --split-seed), the
     --extra-test sets, cleaning (sources and targets), then --train-fraction and the sample caps."""
     require_generation()  # pifi[generation] present before anything is written
+    require_extra_metrics(config)  # and what --meteor / --bertscore-model / --bartscore-model need
     if config.task is not None:
         data = load_builtin_pairs(config.task)
     else:
@@ -39,6 +41,17 @@ def load_data(config: TrainConfig) -> Seq2SeqData:
             pairs.sources, pairs.targets = clean_texts(pairs.sources, cleaning), clean_texts(pairs.targets, cleaning)
     data.source = {**data.source, "clean_text": cleaning, "split_seed": config.split_seed}
     return data
+
+
+def require_extra_metrics(config: TrainConfig) -> None:
+    """Fail before training, not at the first evaluation: METEOR's WordNet data, the scoring models' configs."""
+    if config.meteor:
+        load_wordnet()
+    if config.bertscore_model:
+        name = config.bertscore_model
+        check_bertscore_model(name, config.bertscore_layer, load_config(name, "--bertscore-model"))
+    if config.bartscore_model:
+        check_bartscore_model(config.bartscore_model, load_config(config.bartscore_model, "--bartscore-model"))
 
 
 def load_slm_config(name: str) -> Any:

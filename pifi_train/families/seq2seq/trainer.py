@@ -2,8 +2,9 @@
 
 Loss: label-smoothed cross-entropy over real target tokens only (padding is -100). Evaluation:
 mean token cross-entropy (no smoothing) plus ``model.generate`` with one decoding config for both
-arms, scored by :func:`~pifi_train.families.seq2seq.metrics.generation_metrics`; every example's
-hypothesis becomes a row of ``predictions.jsonl`` (source, reference, prediction).
+arms, scored by :func:`~pifi_train.families.seq2seq.metrics.generation_metrics` and the extra metrics the
+run asked for (:mod:`.model_scores`: METEOR, BERTScore, BARTScore); every example's hypothesis becomes a
+row of ``predictions.jsonl`` (source, reference, prediction, and its extra scores).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ...trainer import Tick, Trainer, autocast
 from .data import Pairs
 from .metrics import generation_metrics
 from .model import Seq2SeqPifi
+from .model_scores import ExtraScorers
 
 IGNORE_INDEX = -100  # label positions that never enter the loss (padding)
 
@@ -124,5 +126,9 @@ class Seq2SeqTrainer(Trainer):
         hypotheses = [h for _, h in ordered]
         metrics: dict[str, Any] = generation_metrics(hypotheses, split.targets)
         metrics["loss"] = sum(t for t, _ in sums) / max(sum(n for _, n in sums), 1)
-        return metrics, [{"index": i, "source": s, "reference": r, "prediction": h}
+        if not hasattr(self, "extra_scorers"):
+            self.extra_scorers = ExtraScorers(self.config, self.ctx.device)
+        extra, scores = self.extra_scorers.score(hypotheses, split.targets, split.sources)
+        metrics.update(extra)
+        return metrics, [{"index": i, "source": s, "reference": r, "prediction": h, **scores[i]}
                          for i, (s, r, h) in enumerate(zip(split.sources, split.targets, hypotheses))]
