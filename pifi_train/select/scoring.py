@@ -5,7 +5,8 @@
   correlation| with the label (one-vs-rest max for multi-class), for each λ in (0.5, 1.0) the counterfactual
   ``X - λ·S_sel U_sel``, and the drop of a logistic probe's accuracy, fitted and scored on the same samples,
   clipped at 0; the score is the largest drop. A wide probe fits a few hundred points perfectly, so many
-  layers tie at 0 (the fork then picks layer 0); pifi breaks ties by the probe score, never by order.
+  layers tie; ``--score ilm`` ranks as the fork picks (its argmax: the earlier layer wins a tie), and
+  ``--score both`` ranks by the probe, ties by ILM, then by the earlier layer.
 * :func:`probe_score` is a held-out score that does not reward overfitting: the mean accuracy of a logistic
   probe over stratified k folds (standardised features).
 """
@@ -114,8 +115,9 @@ def probe_score(X: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 202
 
 
 def rank(scores: Sequence[float], tiebreak: Sequence[float] | None = None) -> list[int]:
-    """1-based ranks, best first (higher score; ties broken by ``tiebreak``, then by the later layer)."""
-    keys = [(s, tiebreak[i] if tiebreak is not None else 0.0, i) for i, s in enumerate(scores)]
+    """1-based ranks, best first (higher score; ties broken by ``tiebreak`` (higher first), then by the earlier
+    position, as the fork's argmax)."""
+    keys = [(s, tiebreak[i] if tiebreak is not None else 0.0, -i) for i, s in enumerate(scores)]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=True)
     ranks = [0] * len(keys)
     for r, i in enumerate(order, 1):
