@@ -114,7 +114,8 @@ def _table(columns: list[str], rows: list[tuple]) -> None:  # type: ignore[type-
     for col in columns:
         table.add_column(col, justify="right")
     for row in rows:
-        table.add_row(row[0], *[f"{v:.4f}" for v in row[1:-1]], str(row[-1]), style="bold green" if row[-1] == 1 else None)
+        table.add_row(row[0], *["—" if v is None else f"{v:.4f}" for v in row[1:-1]], str(row[-1]),
+                      style="bold green" if row[-1] == 1 else None)
     out_console.print(table)
 
 

@@ -276,3 +276,22 @@ def test_select_and_fit_on_cuda_in_bf16(assets, base_run, tmp_path):  # noqa: F8
                                       score="probe", output=str(tmp_path / f"{d}.json"))) for d in ("cpu", "cuda")]
     assert [r["name"] for r in probes[0].rows] == [r["name"] for r in probes[1].rows]
     assert all(abs(a["probe"] - b["probe"]) <= 0.15 for a, b in zip(probes[0].rows, probes[1].rows))
+
+
+@pytest.mark.usefixtures("train_env")
+def test_a_layer_with_non_finite_states_is_scored_none_and_ranked_last(tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+    from train_fixtures import synthetic_rows, write_jsonl
+
+    folder = make_tiny_model("llama", tmp_path / "llm", max_shard_size="10MB")
+    tokenizer_for(folder).save_pretrained(folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["model.layers.2.mlp.down_proj.weight"][0, 0] = float("nan")  # layer 2 on: NaN states
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_rows(40, seed=0))
+    code, out, err = run_cli(capsys, "select", "--llm", str(folder), "--train-file", str(data), "--samples", "40",
+                             "--folds", "4", "-o", str(tmp_path / "s.json"))
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads((tmp_path / "s.json").read_text())["layers"]}
+    assert all(rows[n]["probe"] is None and rows[n]["ilm"] is None and rows[n]["nonfinite"] for n in ("2", "3", "3+norm"))
+    assert sorted(rows[n]["rank"] for n in ("2", "3", "3+norm")) == [3, 4, 5] and "—" in out

@@ -114,10 +114,13 @@ def probe_score(X: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 202
     return float(np.mean(accs))
 
 
-def rank(scores: Sequence[float], tiebreak: Sequence[float] | None = None) -> list[int]:
+def rank(scores: Sequence[float | None], tiebreak: Sequence[float | None] | None = None) -> list[int]:
     """1-based ranks, best first (higher score; ties broken by ``tiebreak`` (higher first), then by the earlier
-    position, as the fork's argmax)."""
-    keys = [(s, tiebreak[i] if tiebreak is not None else 0.0, -i) for i, s in enumerate(scores)]
+    position, as the fork's argmax); a None or NaN score ranks last."""
+    def key(v: float | None) -> float:
+        return -np.inf if v is None or v != v else float(v)  # None or NaN: last
+
+    keys = [(key(s), key(tiebreak[i]) if tiebreak is not None else 0.0, -i) for i, s in enumerate(scores)]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=True)
     ranks = [0] * len(keys)
     for r, i in enumerate(order, 1):

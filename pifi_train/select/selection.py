@@ -139,10 +139,13 @@ def _probe_selection(config: SelectConfig, progress: StepCallback | None, token:
     rows = []
     for st in streamed.states:
         row: dict[str, Any] = {"layer": st.layer, "post_norm": st.post_norm, "name": st.name}
+        finite = bool(np.isfinite(st.X).all())  # an overflowing layer (inf/NaN states) is scored None, ranked last
+        if not finite:
+            row["nonfinite"] = True
         if config.score in ("ilm", "both"):
-            row["ilm"] = ilm_score(st.X, y)
+            row["ilm"] = ilm_score(st.X, y) if finite else None
         if config.score in ("probe", "both"):
-            row["probe"] = probe_score(st.X, y, folds=config.folds, seed=config.seed)
+            row["probe"] = probe_score(st.X, y, folds=config.folds, seed=config.seed) if finite else None
         rows.append(row)
     key = rank_key(config.score)
     other = "ilm" if key == "probe" and config.score == "both" else None
@@ -212,11 +215,12 @@ def plot_scores(result: SelectionResult, path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name in SCORE_COLUMNS:
         if name in raw[0]:
-            ax.plot([r["layer"] for r in raw], [r[name] for r in raw], marker="o", label=name)
+            ax.plot([r["layer"] for r in raw], [np.nan if r[name] is None else r[name] for r in raw], marker="o",
+                    label=name)
     for r in result.rows:
         if r["post_norm"]:
             for name in SCORE_COLUMNS:
-                if name in r:
+                if r.get(name) is not None:
                     ax.scatter([r["layer"]], [r[name]], marker="x", color="k")
     ax.axvline(result.best["layer"], color="grey", linestyle=":")
     ax.set_xlabel("layer (x: last layer after the final norm)")
