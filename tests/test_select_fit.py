@@ -232,6 +232,8 @@ def test_ilm_ties_go_to_the_earlier_layer_as_the_fork():
     (["--score", "fit", "--pairs", "top:1"], "cannot read --pairs 'top:1'"),
     (["--score", "fit", "--plug", "tokens"], "unknown --plug 'tokens'"),
     (["--score", "fit", "--fit-lr", "nan"], "--fit-lr a finite number > 0"),
+    (["--score", "fit", "--samples", "100"], "--samples does not apply to --score fit"),
+    (["--slm-run", "runs/base"], "--slm-run does not apply to --score both"),
 ])
 def test_select_refusals_are_one_line(capsys, tmp_path, args, message):
     fails_in_one_line(capsys, ["select", "--llm", str(tmp_path), "--train-file", str(tmp_path / "t.jsonl"),

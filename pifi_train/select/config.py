@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from pifi_extract.errors import ConfigError, LayerIndexError
@@ -73,6 +73,12 @@ class SelectConfig:
             self.validate_fit()
         elif self.pairs is not None:
             raise ConfigError("--pairs needs --score fit (pairs are trained, not probed)", "add --score fit")
+        ignored = PROBE_ONLY if self.score == "fit" else FIT_ONLY
+        given = [name for name in ignored if getattr(self, name) != _DEFAULTS[name]]
+        if given:  # an option the chosen score would ignore: refused rather than silently dropped
+            flag = "--" + given[0].replace("_", "-")
+            raise ConfigError(f"{flag} does not apply to --score {self.score}",
+                              f"{flag} is for --score {'fit' if self.score != 'fit' else 'ilm/probe/both'}; drop it")
 
     def validate_fit(self) -> None:
         if self.plug not in PLUGS:
@@ -90,6 +96,12 @@ class SelectConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# options that only one kind of score reads (the rest apply to both)
+PROBE_ONLY = ("samples", "pooling", "folds", "padding_side", "tokenizer")
+FIT_ONLY = ("slm", "slm_run", "plug", "max_train_samples", "max_eval_samples", "fit_epochs", "fit_lr", "fit_seeds")
+_DEFAULTS = {f.name: f.default for f in fields(SelectConfig)}
 
 
 def parse_layers(spec: str | None, num_layers: int) -> list[int]:
