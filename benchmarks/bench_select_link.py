@@ -2,18 +2,18 @@
 speed? (issue 22)
 
     python benchmarks/bench_select_link.py                 # 100 MB/s; 8 and 32 samples; prefetch on and off
-    python benchmarks/bench_select_link.py --samples 8 --no-serial --device cuda
+    python benchmarks/bench_select_link.py --samples 32 --no-serial --devices cuda cpu
 
 The checkpoint, the loopback Hub and the throttling proxy are benchmarks/bench_link.py's (imported, not copied):
 16.06 GB of sparse bf16 shards with the real tensor names and shapes, LFS redirects, one token bucket for every
 connection, RTT 30 ms. `pifi select --score probe` runs in a fresh process per run on --samples texts of the test
 suite's synthetic task (the test suite's word tokenizer, --tokenizer), all 32 layers, with layer i+1 read while
 layer i computes (prefetch) and, for comparison, strictly one after the other. Few samples make the run link-bound
-(compute < transfer), more make it compute-bound: a streaming select should take about the larger of the two. Reported per run: the select call's
-wall (imports excluded; the process's start-up is printed too), the bytes through the link and their transfer time
-at the link's rate, the stream's compute time (the caller's seconds with each layer: forward + pooling), the build
-time (artifact -> fp32 layer, on the builder thread), the wait for layers, peak RSS (VmHWM) and
-wall / max(transfer, compute). Writes benchmarks/results/select_link.json.
+(compute < transfer), more make it compute-bound: a streaming select should take about the larger of the two.
+Reported per run: the select call's wall (imports excluded; the process's start-up is printed too), the bytes
+through the link and their transfer time at the link's rate, the stream's compute time (the caller's seconds with
+each layer: forward + pooling), the build time (artifact -> layer on the device, on the builder thread), the wait
+for layers, peak RSS (VmHWM) and wall / max(transfer, compute). Writes benchmarks/results/select_link.json.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", nargs="+", type=float, default=[100], help="link bandwidths in MB/s")
     parser.add_argument("--samples", nargs="+", type=int, default=[8, 32], help="texts scored (>= 8: 4 folds)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], help="cpu, cuda (bf16)")
     parser.add_argument("--no-serial", action="store_true", help="skip the run without prefetch")
     parser.add_argument("--timeout", type=float, default=1500, help="seconds per select run")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/select_link.json"))
@@ -93,16 +93,16 @@ def main() -> None:
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                "PIFI_CACHE": str(work / "pifi_cache"), "TMPDIR": str(work)}
         env.pop("HF_TOKEN", None)
-        for rate, samples, prefetch in itertools.product(args.rates, args.samples,
-                                                         [True] if args.no_serial else [True, False]):
+        for device, rate, samples, prefetch in itertools.product(args.devices, args.rates, args.samples,
+                                                                 [True] if args.no_serial else [True, False]):
             link.set_rate(rate * 1e6)
             data = write_jsonl(work / "data.jsonl", synthetic_rows(samples, seed=0))
             before = link.bytes_down
-            r = run_select_child(env, work, data, tok, samples, prefetch, args.timeout, args.device)
+            r = run_select_child(env, work, data, tok, samples, prefetch, args.timeout, device)
             moved = link.bytes_down - before
             transfer = moved / (rate * 1e6)
             t = r["timings"]
-            row = {"rate_mb_s": rate, "samples": samples, "device": args.device, "prefetch": prefetch,
+            row = {"rate_mb_s": rate, "samples": samples, "device": device, "prefetch": prefetch,
                    "link_bytes": moved, "transfer_s": transfer,
                    "compute_s": t["compute"], "build_s": t["layers_build"], "wait_s": t["wait_for_layers"],
                    "fetch_s": t["layers_fetch"], "select_s": r["select_s"], "startup_s": r["startup_s"],
@@ -111,18 +111,23 @@ def main() -> None:
                    "ratio": r["select_s"] / max(transfer, t["compute"])}
             rows.append(row)
             print(_row(row), flush=True)
-    print(f"\n{'link':>9} {'samples':>7} {'prefetch':>8} {'select s':>8} {'xfer s':>7} {'compute':>7} {'build':>6} "
-          f"{'wait':>6} {'ratio':>6} {'link GB':>7} {'RSS MB':>7} {'start s':>7}")
+            _write(args.json, sizes, rows)  # after each run: a run cut short keeps the ones before
+    print(f"\n{'dev':>4} {'link':>9} {'samples':>7} {'prefetch':>8} {'select s':>8} {'xfer s':>7} {'compute':>7} "
+          f"{'build':>6} {'wait':>6} {'ratio':>6} {'link GB':>7} {'RSS MB':>7} {'start s':>7}")
     for r in rows:
         print(_row(r))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"checkpoint_bytes": sum(sizes.values()),
-                                     "box": "shared 2-core machine (other jobs running)", "runs": rows}, indent=2))
     print(f"wrote {args.json}")
 
 
+def _write(path: Path, sizes: dict, rows: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"checkpoint_bytes": sum(sizes.values()), "cpu_count": os.cpu_count(),
+                                "runs": rows}, indent=2))
+
+
 def _row(r: dict) -> str:
-    return (f"{r['rate_mb_s']:>4g} MB/s {r['samples']:7d} {'on' if r['prefetch'] else 'off':>8} {r['select_s']:8.1f} "
+    return (f"{r['device']:>4} {r['rate_mb_s']:>4g} MB/s {r['samples']:7d} {'on' if r['prefetch'] else 'off':>8} "
+            f"{r['select_s']:8.1f} "
             f"{r['transfer_s']:7.1f} {r['compute_s']:7.1f} {r['build_s']:6.1f} {r['wait_s']:6.1f} {r['ratio']:6.2f} "
             f"{r['link_bytes'] / 1e9:7.2f} {r['peak_rss_mb']:7.0f} {r['startup_s']:7.1f}")
 

@@ -100,7 +100,8 @@ def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
     if result.pairs:
         p = result.fit["pairs"]
         say(f"pairs: {p['trained']} trained ({p['mode']}:{p['k']}) of the model's {p['of']} pairs of two layers")
-        _table(["pair", "fit", "fit_loss", "rank"], [(r["name"], r["fit"], r["fit_loss"], r["rank"]) for r in result.pairs])
+        _table(["pair", "fit", "fit_loss", "rank"],
+               [(r["name"], r["fit"], r["fit_loss"], r["rank"]) for r in result.pairs])
     what = "layers only" if result.fit else f"{result.embedding_rows} embedding rows"
     err_console.print(f"read {result.bytes_read / 1e6:.1f} MB ({what}"
                       f"{', cached layers ' + ','.join(map(str, result.cached_layers)) if result.cached_layers else ''})",
