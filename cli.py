@@ -6,6 +6,7 @@ code 2; set ``PIFI_DEBUG=1`` to see the traceback instead.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import signal
@@ -46,6 +47,25 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+class _Interrupted(Exception):
+    """Ctrl-C / SIGTERM inside a command, carried past typer (which turns a KeyboardInterrupt into a silent exit
+    130) with what the library said was kept (e.g. how to resume)."""
+
+
+def _carry_interrupts(command):  # type: ignore[no-untyped-def]
+    @functools.wraps(command)
+    def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt as err:
+            raise _Interrupted(str(err.args[0]) if err.args else INTERRUPTED) from None
+
+    return run
+
+
+INTERRUPTED = "interrupted; nothing partial was left behind"
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: run the app, turning pifi errors into one line and exit code 2."""
     debug = os.environ.get("PIFI_DEBUG", "") not in ("", "0")
@@ -59,10 +79,10 @@ def main(argv: Optional[list[str]] = None) -> None:
             raise
         _fail(err.one_line())
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted) as err:
         if debug:
             raise
-        _fail("interrupted; nothing partial was left behind")
+        _fail(str(err) or INTERRUPTED)
         sys.exit(130)
     except _click_errors("ClickException") as err:  # usage errors: click's own message (and help), exit 2
         err.show()
@@ -86,6 +106,8 @@ def _click_errors(name: str) -> tuple[type[BaseException], ...]:
 for _module in (extract_cmds, cache_cmds, train_cmds, predict_cmds, report_cmds, select_cmds, push_cmds, demo_cmds,
                 paper_cmds):
     _module.register(app)
+for _command in app.registered_commands:
+    _command.callback = _carry_interrupts(_command.callback)
 
 
 if __name__ == "__main__":

@@ -37,13 +37,14 @@ def build(arm: str, args: argparse.Namespace, artifact: Path, device: torch.devi
     from transformers import T5Config, T5ForConditionalGeneration
 
     from pifi_train.frozen_layer import load_layer
-    from pifi_train.seq2seq.model import Seq2SeqPifi
+    from pifi_train.families.seq2seq.model import Seq2SeqPifi
+    from pifi_train.options import ModelOptions
 
     torch.manual_seed(0)
     t5 = T5ForConditionalGeneration(T5Config(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6,
                                              num_heads=8, decoder_start_token_id=0))
     layer = load_layer(artifact, device=device, dtype=torch.float32) if arm == "pifi" else None
-    model = Seq2SeqPifi(t5, layer, arm).to(device).train()
+    model = Seq2SeqPifi(t5, layer, ModelOptions(method=arm, plug="sequence")).to(device).train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=5e-5)
     generator = torch.Generator().manual_seed(1)
     b, t = args.batch_size, args.seq_len

@@ -16,7 +16,7 @@ also ``torch.cuda.max_memory_allocated``). ``--preset paper`` uses BERT-base
     python benchmarks/bench_train.py --device cuda --preset paper --output bench_gpu.json
     python benchmarks/bench_train.py --task qa --seq-len 384     # extractive QA: span head, every token
 
-``--task qa`` times pifi's span model (:mod:`pifi_train.qa`): ``base`` and ``pifi-qa`` (every token through
+``--task qa`` times pifi's span model (:mod:`pifi_train.families.qa`): ``base`` and ``pifi-qa`` (every token through
 the layer, start/end logits, the span loss) on the same kind of fixed batch.
 """
 
@@ -73,11 +73,14 @@ def build(name: str, args: argparse.Namespace, artifact: Path, device: torch.dev
     from transformers import BertConfig, BertModel
 
     from pifi_train.config import TrainConfig, resolve_precision
-    from pifi_train.data import Examples, TaskData
     from pifi_train.distributed import DistContext
+    from pifi_train.families.classification.data import Examples, TaskData
+    from pifi_train.families.classification.family import CLASSIFICATION
+    from pifi_train.families.classification.model import SequenceClassifier
+    from pifi_train.families.classification.trainer import ClassificationTrainer
     from pifi_train.frozen_layer import load_layer
-    from pifi_train.model import ModelOptions, PifiModel
-    from pifi_train.trainer import Trainer, autocast
+    from pifi_train.options import ModelOptions
+    from pifi_train.trainer import autocast
 
     precision = resolve_precision(args.precision, device)
     options = ModelOptions(**configs(args)[name])
@@ -86,17 +89,18 @@ def build(name: str, args: argparse.Namespace, artifact: Path, device: torch.dev
                                num_attention_heads=args.slm_heads, intermediate_size=4 * args.slm_hidden))
     layer = load_layer(artifact, device=device, dtype=precision.layer_dtype) if options.method == "pifi" else None
     if args.task == "qa":
-        from pifi_train.qa.model import PifiSpanModel
+        from pifi_train.families.qa.model import PifiSpanModel
 
         model = PifiSpanModel(slm, options, layer).to(device).train()
     else:
-        model = PifiModel(slm, 2, options, layer).to(device).train()
+        model = SequenceClassifier(slm, 2, options, layer).to(device).train()
     # pifi's own Trainer (Adam, label-smoothed loss, clipping, grad scaler: the paper's defaults); no data or
     # run directory is needed for Trainer.step on a ready batch
-    trainer = Trainer(model, TaskData("bench", ["0", "1"], Examples([], None, []), Examples([], None, []), None),
-                      None, TrainConfig(), 0, DistContext(device=device), precision, Path(tempfile.gettempdir()))
+    trainer = ClassificationTrainer(model, TaskData("bench", ["0", "1"], Examples([], None, []), Examples([], None, []),
+                                                    None), None, TrainConfig(), 0, DistContext(device=device), precision,
+                                    Path(tempfile.gettempdir()), family=CLASSIFICATION)
     if args.task == "qa":
-        from pifi_train.qa.model import span_loss
+        from pifi_train.families.qa.model import span_loss
 
         def qa_loss(batch: dict) -> tuple[torch.Tensor, int]:  # the QA trainer's loss on (2, B) start/end labels
             labels = batch.pop("labels")

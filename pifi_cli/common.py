@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect as _inspect
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -42,11 +41,6 @@ def field_default(cls: type, name: str) -> Any:
                 return f.default_factory()  # type: ignore[misc]
             raise KeyError(f"{cls.__name__}.{name} has no default")
     raise KeyError(f"{cls.__name__} has no field {name}")
-
-
-def arg_default(function: Callable[..., Any], name: str) -> Any:
-    """The default of keyword ``name`` of a library function."""
-    return _inspect.signature(function).parameters[name].default
 
 
 def dataclass_from_options(cls: type, options: dict[str, Any], **overrides: Any) -> Any:

@@ -24,22 +24,36 @@ def predict(
     token: TokenOpt = None,
 ) -> None:
     """Use a trained run: classify texts, answer --question/--context (QA runs) or generate (seq2seq runs)."""
-    from pifi_train.families import run_family
-    from pifi_train.predict import accuracy, load_run, predict as run_predict, read_inputs
+    from pifi_train.run_record import load_run, open_run
 
     if output is not None:
         _check_predict_output(Path(output))  # every family: before any model loads
-    if run_family(run_dir) == "qa":
-        _predict_qa(run_dir, list(question or []), list(context or []), output, layer_artifact, device, batch_size)
-        return
-    if question or context:
-        raise typer.BadParameter("--question/--context need a QA run (pifi train --task squad ...)", param_hint="--question")
-
-    if (file is None) == (not text):
+    opened = open_run(run_dir, token=token)  # hf://: downloaded (then cached); the family from its record
+    family = opened.family.name
+    if family != "qa" and (question or context):
+        raise typer.BadParameter(f"--question/--context need a QA run; this is a {family} run", param_hint="--question")
+    if family == "qa":
+        if not question or len(question) != len(context or []):
+            raise typer.BadParameter("a QA run answers --question Q --context C (one --context per --question)",
+                                     param_hint="--question/--context")
+    elif (file is None) == (not text):
         raise typer.BadParameter("pass --text (one or more) or --file", param_hint="--text/--file")
-    if run_family(run_dir) == "seq2seq":
-        return _predict_seq2seq(run_dir, text, file, output, layer_artifact, device, batch_size)
-    loaded = load_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None, token=token)
+    if text_pair and family != "classification":
+        raise typer.BadParameter(f"--text-pair is for classification runs; this is a {family} run",
+                                 param_hint="--text-pair")
+    loaded = load_run(opened, device=device, layer_artifact=list(layer_artifact or []) or None)
+    if family == "qa":
+        _predict_qa(loaded, list(question or []), list(context or []), output, batch_size)
+    elif family == "seq2seq":
+        _predict_seq2seq(loaded, text, file, output, batch_size)
+    else:
+        _predict_classification(loaded, text, text_pair, file, output, batch_size)
+
+
+def _predict_classification(loaded, text: Optional[list[str]], text_pair: Optional[list[str]],  # type: ignore[no-untyped-def]
+                            file: Optional[str], output: Optional[str], batch_size: int) -> None:
+    from pifi_train.families.classification.predict import accuracy, label_names, predict as run_predict, read_inputs
+
     labels = None
     if file is not None:
         texts, pairs, labels = read_inputs(file, loaded)
@@ -54,17 +68,13 @@ def predict(
             probs = "  ".join(f"{name} {value:.4f}" for name, value in p.probabilities.items())
             typer.echo(f"{p.label}\t{probs}\t{t}")
     if labels is not None:
-        say(f"accuracy {100 * accuracy(predictions, labels, loaded.label_names):.2f}% on {len(labels)} labelled examples")
+        say(f"accuracy {100 * accuracy(predictions, labels, label_names(loaded)):.2f}% on {len(labels)} labelled examples")
 
 
-def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output: Optional[str],
-                layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
-    from pifi_train.qa.predict import answer, load_qa_run
+def _predict_qa(loaded, questions: list[str], contexts: list[str], output: Optional[str],  # type: ignore[no-untyped-def]
+                batch_size: int) -> None:
+    from pifi_train.families.qa.predict import answer
 
-    if not questions or len(questions) != len(contexts):
-        raise typer.BadParameter("a QA run answers --question Q --context C (one --context per --question)",
-                                 param_hint="--question/--context")
-    loaded = load_qa_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
     answers = answer(loaded, questions, contexts, batch_size=batch_size)
     if output is not None:
         _write_jsonl(Path(output), [{"question": q, "answer": a.text, "score": a.score}
@@ -74,19 +84,18 @@ def _predict_qa(run_dir: str, questions: list[str], contexts: list[str], output:
             typer.echo(f"{a.text}\t{a.score:.4f}\t{q}")
 
 
-def _predict_seq2seq(run_dir: str, text: Optional[list[str]], file: Optional[str], output: Optional[str],
-                     layer_artifact: Optional[list[str]], device: str, batch_size: int) -> None:
+def _predict_seq2seq(loaded, text: Optional[list[str]], file: Optional[str], output: Optional[str],  # type: ignore[no-untyped-def]
+                     batch_size: int) -> None:
     """Generate with a seq2seq run: --text, or --file (.txt lines, or the run's source column; BLEU when targets)."""
-    from pifi_train.data import read_table
-    from pifi_train.seq2seq.metrics import generation_metrics
-    from pifi_train.seq2seq.predict import generate, load_seq2seq_run
+    from pifi_train.families.seq2seq.metrics import generation_metrics
+    from pifi_train.families.seq2seq.predict import generate
+    from pifi_train.tables import read_lines, read_table
 
-    loaded = load_seq2seq_run(run_dir, device=device, layer_artifact=list(layer_artifact or []) or None)
     references = None
     if file is None:
         texts = list(text or [])
     elif Path(file).suffix.lower() == ".txt":
-        texts = [line for line in Path(file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts = read_lines(Path(file))
     else:
         rows = read_table(Path(file))
         source, target = loaded.options.source_column, loaded.options.target_column

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from pifi_train.config import TrainConfig
+from pifi_train.options import GROUPS
 from pifi_train.select.config import SelectConfig
 
 from .common import (CacheDirOpt, DeviceOpt, QuietOpt, RevisionOpt, StepProgress, TokenOpt, dataclass_from_options,
                      err_console, field_default, out_console, say)
+from .dataclass_options import values_for, with_dataclass_options
 
 S = lambda name: field_default(SelectConfig, name)  # noqa: E731
-T = lambda name: field_default(TrainConfig, name)  # noqa: E731
 
 LlmOpt = Annotated[str, typer.Option("--llm", help="Hub repo id, a local folder (config.json + *.safetensors + tokenizer files) or a .gguf file.")]
 GgufOpt = Annotated[Optional[str], typer.Option("--gguf-file", help="Read this .gguf file of the --llm repo or folder.")]
@@ -120,63 +121,47 @@ def _table(columns: list[str], rows: list[tuple]) -> None:  # type: ignore[type-
     out_console.print(table)
 
 
+@with_dataclass_options(*GROUPS, exclude=("method", "layer_artifact", "lora_r", "lora_alpha", "lora_dropout",
+                                          "lora_targets", "output_dir"))
 def sweep(
     llm: LlmOpt,
     output_dir: Annotated[str, typer.Option("--output-dir", help="Sweep folder: base/, layer-<i>/ and sweep.json.")],
     layers: LayersOpt = None,
-    selection: Annotated[Optional[str], typer.Option("--selection", help="A selection.json from pifi select: report Spearman between its scores and the accuracies.")] = None,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of accuracy per layer (needs the plot extra: matplotlib).")] = None,
+    selection: Annotated[Optional[str], typer.Option("--selection", help="A selection.json from pifi select: report Spearman between its scores and the swept metric.")] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of the metric per layer (needs the plot extra: matplotlib).")] = None,
     gguf_file: GgufOpt = None,
-    task: TaskOpt = T("task"),
-    train_file: TrainFileOpt = T("train_file"),
-    validation_file: ValidationFileOpt = T("validation_file"),
-    test_file: Annotated[Optional[str], typer.Option("--test-file", help="Local test data.")] = T("test_file"),
-    text_column: TextOpt = T("text_column"),
-    text_pair_column: PairOpt = T("text_pair_column"),
-    label_column: LabelOpt = T("label_column"),
-    max_train_samples: Annotated[Optional[int], typer.Option("--max-train-samples")] = T("max_train_samples"),
-    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples")] = T("max_eval_samples"),
-    slm: Annotated[str, typer.Option("--slm", help="Small LM: Hub id or local folder.")] = T("slm"),
-    plug: Annotated[str, typer.Option("--plug", help="cls or sequence (see pifi train).")] = T("plug"),
-    epochs: Annotated[int, typer.Option("--epochs")] = T("epochs"),
-    batch_size: Annotated[int, typer.Option("--batch-size")] = T("batch_size"),
-    lr: Annotated[float, typer.Option("--lr")] = T("lr"),
-    max_length: Annotated[int, typer.Option("--max-length")] = T("max_length"),
-    dropout: Annotated[float, typer.Option("--dropout")] = T("dropout"),
-    seed: Annotated[int, typer.Option("--seed")] = T("seed"),
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per layer (and for the base SLM).")] = T("seeds"),
-    precision: Annotated[str, typer.Option("--precision")] = T("precision"),
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing run folders.")] = T("overwrite"),
-    device: DeviceOpt = T("device"),
     revision: RevisionOpt = None,
     token: TokenOpt = None,
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
+    **options: Any,
 ) -> None:
-    """Train PiFi once per layer and seed (and the base SLM): accuracy per layer, Spearman against pifi select."""
+    """Train PiFi once per layer and seed (and the base SLM), in any task family: the metric per layer, Spearman against pifi select."""
     from transformers.utils import logging as hf_logging
 
+    from pifi_train.families import FAMILIES
     from pifi_train.select.sweep import plot_sweep, run_sweep
 
-    options = {k: v for k, v in locals().items() if k != "plot"}
     hf_logging.disable_progress_bar()
-    train = dataclass_from_options(TrainConfig, options)
+    train = TrainConfig(**values_for(TrainConfig, options, output_dir=output_dir))
     with StepProgress(quiet, "pifi sweep") as progress:
         result = run_sweep(llm, train, layers=layers, gguf_file=gguf_file, revision=revision, token=token,
                            cache_dir=str(cache_dir) if cache_dir else None, selection=selection, progress=progress)
     from rich.table import Table
 
-    table = Table(title=f"pifi sweep: {result.split} accuracy (%), mean of {seeds} seed(s)", title_justify="left")
-    for col in ("layer", "accuracy", "vs base"):
+    metric = FAMILIES[result.family].metrics.metric(result.metric)
+    table = Table(title=f"pifi sweep ({result.family}): {result.split} {metric.label}, mean of {train.seeds} seed(s)",
+                  title_justify="left")
+    for col in ("layer", metric.label, "vs base"):
         table.add_column(col, justify="right")
     base = result.mean("base")
-    table.add_row("base", f"{100 * base:.2f}", "")
+    table.add_row("base", metric.show(base), "")
     for i in result.layers:
-        acc = result.mean(str(i))
-        table.add_row(str(i), f"{100 * acc:.2f}", f"{100 * (acc - base):+.2f}")
+        value = result.mean(str(i))
+        table.add_row(str(i), metric.show(value), f"{metric.points(value) - metric.points(base):+.2f}")
     out_console.print(table)
     for name, rho in result.spearman.items():
-        say(f"spearman({name}, accuracy) = {rho:.3f} over {len(result.layers)} layers")
+        say(f"spearman({name}, {metric.label}) = {rho:.3f} over {len(result.layers)} layers")
     if plot:
         say(f"plot: {plot_sweep(result, plot)}")
     say(f"sweep: {result.output_dir / 'sweep.json'}")

@@ -12,12 +12,16 @@ from typing import Any
 _EXPORTS = {
     "FrozenLayer": "frozen_layer", "build_frozen_layer": "frozen_layer", "load_layer": "frozen_layer",
     "FrozenStack": "frozen_stack",
-    "ProgressEvent": "config", "TrainConfig": "config",
-    "ModelOptions": "model", "PifiModel": "model",
-    "load_run": "predict", "predict": "predict", "load_classifier": "predict", "Classifier": "predict",
+    "ProgressEvent": "config", "TrainConfig": "config", "ModelOptions": "options",
+    "FAMILIES": "families", "family_of": "families",
+    "PifiModel": "pretrained",
+    "load_run": "run_record", "open_run": "run_record",
+    "predict": "families.classification.predict", "load_classifier": "families.classification.predict",
+    "Classifier": "families.classification.predict",
+    "answer": "families.qa.predict", "generate": "families.seq2seq.predict",
     "build_report": "report",
     "RunResult": "runner", "resume_training": "runner", "run_training": "runner",
-    "TASKS": "tasks", "task_names": "tasks",
+    "TASKS": "families.classification.tasks", "task_names": "families.classification.tasks",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,28 +1,14 @@
-"""A run directory on disk: config, metrics, trainable-only checkpoint, resume state.
+"""Trainable tensors on disk: the best epoch's checkpoint and the resume state of a run.
 
-Layout of one run::
-
-    config.json                 every option, the artifact reference and sha256, versions, labels
-    metrics.json                per-epoch and final metrics (see pifi_train.metrics), extra test sets
-    test_predictions.json       per test set: every example's gold and predicted label id (report --bootstrap)
-    checkpoint/                 the best epoch: ONLY trainable tensors (SLM, L_in, L_out, head)
-        pifi_trainable.safetensors
-        config.json, tokenizer files   the SLM's config and tokenizer (predict needs no download)
-    state/                      the last finished epoch, for --resume
-        last.safetensors        trainable tensors + optimizer moments + RNG state
-        trainer.json            epoch, best epoch so far, optimizer groups, grad-scaler state
-
-The frozen layer is not written: predict and resume read it from the artifact (a random layer,
-``--layer-init random``, is rebuilt from the run's seed). With ``--train-layer`` the layer trains, so
-the checkpoint DOES hold its tensors (``config.json``: ``"checkpoint_holds_layer": true``).
+Only trainable tensors are written (SLM, L_in, L_out, head); the frozen layer is not: predict and resume
+read it from the artifact (a random layer, ``--layer-init random``, is rebuilt from the run's seed). With
+``--train-layer`` the layer trains, so the checkpoint DOES hold its tensors (``config.json``:
+``"checkpoint_holds_layer": true``). File names and the JSON files of a run: :mod:`pifi_train.run_files`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,69 +16,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pifi_extract.errors import ConfigError, CorruptFileError, SourceNotFoundError
+from pifi_extract.errors import CorruptFileError, SourceNotFoundError
 
-CONFIG = "config.json"
-METRICS = "metrics.json"
-SWEEP = "sweep.json"
-PREDICTIONS = "test_predictions.json"  # per test set: gold and predicted label id of every example
-CHECKPOINT_DIR = "checkpoint"
-WEIGHTS = "pifi_trainable.safetensors"
-STATE_DIR = "state"
-RUN_MARKER = "pifi_run"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise SourceNotFoundError(f"{path} does not exist", "is this a pifi run directory?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CorruptFileError(f"{path} is not valid JSON: {err.msg}") from err
-
-
-def is_run_dir(path: Path) -> bool:
-    """A directory written by ``pifi train`` (one run or a seed sweep)."""
-    if (path / SWEEP).is_file():
-        return True
-    try:
-        return bool(json.loads((path / CONFIG).read_text()).get(RUN_MARKER))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def check_output_dir(path: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to clobber: an existing non-empty directory needs --overwrite (pifi runs only) or --resume."""
-    if resume:
-        if not is_run_dir(path):
-            raise ConfigError(f"--resume: {path} is not a pifi run directory")
-        return
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"output path {path} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output directory {path} already exists",
-                              "pass --overwrite to replace it or --resume to continue it")
-        if not is_run_dir(path):
-            raise ConfigError(f"--overwrite refused: {path} is not a pifi run directory",
-                              "choose another --output-dir")
-
-
-def create_output_dir(path: Path, overwrite: bool) -> None:
-    """Make the directory (after every input was validated); --overwrite empties a previous run first."""
-    if overwrite and path.is_dir() and is_run_dir(path):
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+from .run_files import FILE_MODE, STATE_COUNTERS, STATE_DIR, STATE_WEIGHTS, read_json, write_error, write_json
 
 
 def _cpu_copies(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -101,10 +27,15 @@ def _cpu_copies(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_trainable(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
     """Write tensors to a safetensors file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(_cpu_copies(tensors), str(tmp), metadata=dict(metadata))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(_cpu_copies(tensors), str(tmp), metadata=dict(metadata))
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise write_error(err, path) from None
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -144,14 +75,14 @@ def save_state(run_dir: Path, model_tensors: Mapping[str, torch.Tensor], optimiz
     tensors["rng.cpu"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    save_trainable(run_dir / STATE_DIR / "last.safetensors", tensors, {"format": "pifi-train-state-1"})
-    write_json(run_dir / STATE_DIR / "trainer.json", {**trainer, "param_groups": state["param_groups"]})
+    save_trainable(run_dir / STATE_DIR / STATE_WEIGHTS, tensors, {"format": "pifi-train-state-1"})
+    write_json(run_dir / STATE_DIR / STATE_COUNTERS, {**trainer, "param_groups": state["param_groups"]})
 
 
 def load_state(run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore what :func:`save_state` wrote; returns the trainer counters."""
-    trainer = read_json(run_dir / STATE_DIR / "trainer.json")
-    tensors = load_tensors(run_dir / STATE_DIR / "last.safetensors")
+    trainer = read_json(run_dir / STATE_DIR / STATE_COUNTERS)
+    tensors = load_tensors(run_dir / STATE_DIR / STATE_WEIGHTS)
     load_into(model, {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     moments: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():

@@ -10,8 +10,9 @@ from pifi_extract.errors import ConfigError
 
 
 def plot_validation_curves(curves: Mapping[str, Sequence[Sequence[float]]], path: Path, title: str | None = None,
-                           size: tuple[float, float] = (7, 4.5), legend_size: int = 7) -> Path:
-    """One line per label: validation accuracy (%) per epoch, mean over its seeds' curves."""
+                           size: tuple[float, float] = (7, 4.5), legend_size: int = 7,
+                           ylabel: str = "validation accuracy (%)") -> Path:
+    """One line per label: a validation metric (fractions, shown ×100) per epoch, mean over its seeds' curves."""
     try:
         import matplotlib
 
@@ -25,7 +26,7 @@ def plot_validation_curves(curves: Mapping[str, Sequence[Sequence[float]]], path
         mean = [100 * statistics.fmean(c[i] for c in members) for i in range(length)]
         ax.plot(range(1, length + 1), mean, marker="o", label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     ax.xaxis.get_major_locator().set_params(integer=True)

@@ -185,9 +185,9 @@ def extract_demo_layer(gguf_path: Path, cache_dir: str | None) -> LayerFacts:
 
 
 def _method_result(name: str, runs: list[Any], seconds: float, batch_size: int) -> MethodResult:
-    from . import checkpoint as ckpt
+    from . import run_files
 
-    record = ckpt.read_json(Path(runs[0].run_dir) / ckpt.CONFIG)
+    record = run_files.read_json(Path(runs[0].run_dir) / run_files.CONFIG)
     rates = [e["examples_per_second"] for r in runs for e in r.metrics["epochs"]]
     test = [r.metrics["final"]["test"] for r in runs]
     return MethodResult(

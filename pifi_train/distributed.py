@@ -103,11 +103,6 @@ def mean(ctx: DistContext, value: float) -> float:
     return sum(gather(ctx, [value])) / ctx.world_size
 
 
-def any_rank(ctx: DistContext, flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on some rank."""
-    return any(gather(ctx, [flag])) if ctx.enabled else flag
-
-
 def shard(indices: Sequence[int], ctx: DistContext, drop_remainder: bool) -> list[int]:
     """This rank's share of ``indices`` (strided); optionally trimmed so every rank has as many."""
     items = list(indices)

@@ -1,7 +1,7 @@
 """Several frozen decoder layers run one after the other (the paper's Table 14: two LLM layers).
 
 :class:`FrozenStack` has FrozenLayer's interface (``forward(x, mask, causal=)``, ``hidden_size``,
-``dtype``, ``final_norm`` / ``norm``, ``num_parameters``), so :class:`~pifi_train.model.PifiModel`
+``dtype``, ``final_norm`` / ``norm``, ``num_parameters``), so :class:`~pifi_train.families.classification.model.SequenceClassifier`
 uses it unchanged. It is only built for two or more artifacts; one artifact stays a plain
 FrozenLayer. The layers may come from different models but must share one hidden size.
 """

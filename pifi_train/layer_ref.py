@@ -1,9 +1,9 @@
-"""From ``--layer-artifact`` to a frozen layer: the one place a layer reference becomes a file.
+"""From ``--layer-artifact`` to a checked artifact: the one place a layer reference becomes a file.
 
-:func:`resolve_layer_reference` turns what the user typed into an artifact path: an
-existing file as is, anything else through the layer cache's resolver (cache keys such as
+:func:`describe_artifact` turns what the user typed into an artifact's identity (path, sha256, layer):
+an existing file as is, anything else through the layer cache's resolver (cache keys such as
 ``meta-llama/Llama-3.1-8B:-1``, paths inside the cache, ``hf://`` files). Training reads the
-LLM only through this artifact, never the full model.
+LLM only through this artifact, never the full model (:func:`pifi_train.build.load_frozen_layers`). Torch-free.
 
 ``--layer-artifact`` may be repeated: several artifacts are plugged in the given order (a
 :class:`~pifi_train.frozen_stack.FrozenStack`). One artifact is recorded in config.json as one
@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
-
-import torch
 
 from pifi_extract.errors import ConfigError, SourceNotFoundError
 
@@ -41,11 +39,6 @@ class LayerIdentity:
 def _missing_file(reference: str) -> bool:
     path = Path(reference).expanduser()
     return not path.is_file() and path.suffix == ".safetensors" and not reference.startswith("hf://")
-
-
-def resolve_layer_reference(reference: str) -> Path:
-    """An artifact path for a reference: a file path, or a layer-cache reference (key, cache path, hf://)."""
-    return Path(describe_artifact(reference, verify=False).path)
 
 
 def describe_artifact(reference: str, verify: bool = True) -> LayerIdentity:
@@ -76,13 +69,6 @@ def describe_artifact(reference: str, verify: bool = True) -> LayerIdentity:
         source=info.provenance.get("source"),
         hidden_size=int(info.config.get("hidden_size", 0)),
     )
-
-
-def load_frozen_layer(identity: LayerIdentity, device: torch.device, dtype: torch.dtype) -> Any:
-    """The FrozenLayer of an already-described artifact (hash already checked), on ``device`` in ``dtype``."""
-    from .frozen_layer import load_layer
-
-    return load_layer(identity.path, device=device, dtype=dtype, verify=False)
 
 
 def artifact_references(value: str | Sequence[str] | None) -> list[str]:
@@ -119,12 +105,3 @@ def recorded_layers(record: dict[str, Any]) -> list[dict[str, Any]]:
     if not layer:
         return []
     return [layer] if isinstance(layer, dict) else list(layer)
-
-
-def load_frozen_layers(identities: Sequence[LayerIdentity], device: torch.device, dtype: torch.dtype) -> Any:
-    """A FrozenLayer for one artifact, a FrozenStack of them (in order) for several."""
-    if len(identities) == 1:
-        return load_frozen_layer(identities[0], device, dtype)
-    from .frozen_stack import FrozenStack
-
-    return FrozenStack([load_frozen_layer(identity, device, dtype) for identity in identities])

@@ -1,30 +1,35 @@
-"""``pifi report``: compare runs — base vs PiFi, mean ± std over seeds, significance, validation curves.
+"""``pifi report``: compare runs — mean ± std over seeds, Δ vs the base SLM, significance — in every family.
 
-Runs are found under the given paths (run directories, seed sweeps, or folders of
-them) and grouped by everything but the seed (task (with its --train-fraction), SLM,
-method (with --layer-init random / --train-layer), plug, attention, post-norm, layer).
-Each group gets the mean and sample standard deviation of its final test metrics
-(validation where a run has no test split), its difference to the base model of the
-same task and SLM with Welch's t-test p-value and 95 % CI over seeds, optionally a
-paired bootstrap over test examples, and the accuracy on every --extra-test set.
-:func:`render` writes the rows as md, csv, latex or json. The PNG needs matplotlib (``pifi[plot]``).
+Runs are found under the given paths (run directories, seed sweeps, or folders of them). Runs pool into
+one row only when every option that changes a result is equal (:func:`pifi_train.options.result_options`:
+all of them but the seed, paths and output options; options of another ``--method`` do not count) and
+they plugged the same layer(s) (by sha256); two runs of one seed in one row are refused. Each row gets the
+mean and sample standard deviation of its family's headline metrics (test; validation where a run has no
+test split), its difference to the base SLM run with the same options (primary metric: Welch's t-test
+p-value and 95 % CI over seeds; optionally a paired bootstrap over test examples), and its metrics on
+every ``--extra-test`` set. :mod:`pifi_train.report_render` writes the rows as md, csv, latex or json.
+Torch-free.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from pifi_extract.errors import ConfigError, SourceNotFoundError
+from pifi_extract.errors import ConfigError, CorruptFileError, PifiError, SourceNotFoundError
 
-from . import checkpoint as ckpt
-from .curves import plot_validation_curves
+from . import run_files
+from .clean import resolve_cleaning
+from .families import FAMILIES, Family
 from .layer_ref import recorded_layers
-from .stats import Difference, mean_std, paired_bootstrap, welch_difference
+from .options import option_fields, result_options
+from .report_render import plot_curves
+from .families import family_of_record
+from .run_record import options_of
+from .stats import Difference, mean_std, paired_bootstrap, paired_bootstrap_corpus, welch_difference
+
+Key = tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -32,34 +37,31 @@ class RunRecord:
     """One finished run as the report sees it."""
 
     path: Path
-    group: tuple[str, ...]
+    family: str
+    key: Key  # every result option (normalised for the run's method) and the layers' sha256
     seed: int
     split: str  # "test", or "validation" when the run has no test split
-    accuracy: float
-    macro_f1: float
-    curve: list[float]  # validation accuracy per epoch (seq2seq: validation BLEU / 100)
-    extra: dict[str, float] = field(default_factory=dict)  # --extra-test name -> accuracy
-    metric: str = "accuracy"  # QA runs: "exact_match" (accuracy/macro_f1 then hold EM/F1)
-    generation: dict[str, float] = field(default_factory=dict)  # seq2seq runs: BLEU, ROUGE... (else empty)
+    metrics: dict[str, float]
+    curve: list[float]  # the primary validation metric per epoch
+    extra: dict[str, dict[str, float]] = field(default_factory=dict)  # --extra-test name -> metrics
+    layers: str = "-"  # where the plugged layer(s) come from, for the table
 
 
 @dataclass
 class GroupRow:
     """Mean ± std of one configuration over its seeds."""
 
-    group: tuple[str, ...]
+    family: str
+    options: dict[str, Any]
+    layers: str
     split: str
     seeds: list[int]
-    accuracy_mean: float
-    accuracy_std: float
-    macro_f1_mean: float
-    macro_f1_std: float
-    delta_vs_base: float | None = None  # accuracy points vs the base model of the same task and SLM
-    welch: Difference | None = None  # accuracy − base's over seeds: Welch's t-test p-value, 95 % CI
-    bootstrap: Difference | None = None  # paired bootstrap over test examples (--bootstrap N)
-    extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # --extra-test -> accuracy mean, std
-    metric: str = "accuracy"  # QA groups: "exact_match" (the accuracy/macro_f1 fields hold EM/F1)
-    generation: dict[str, list[float]] = field(default_factory=dict)  # seq2seq: metric -> [mean, std]
+    runs: list[str]
+    metrics: dict[str, tuple[float, float]]  # key -> (mean, std over seeds)
+    delta_vs_base: float | None = None  # primary metric, in the table's units (points)
+    welch: Difference | None = None  # over seeds, in the table's units
+    bootstrap: Difference | None = None  # over test examples, in the table's units
+    extra: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,29 +73,25 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-GENERATION_METRICS = ("bleu", "bleu_avg", "chrf", "rouge1", "rouge2", "rougeL")
-GROUP_FIELDS = ("task", "slm", "method", "plug", "attention", "post_norm", "layer")
-
-
-def _group_of(record: dict[str, Any]) -> tuple[str, ...]:
-    options = record["options"]
-    layer = record.get("layer")
-    pifi = options["method"] == "pifi"
-    task = options.get("task") or Path(options.get("train_file") or "?").stem
-    if options.get("train_fraction") is not None:
-        task = f"{task}[{options['train_fraction']:g}]"
-    method = options["method"] + ("-random" if options.get("layer_init") == "random" else "")
-    method += "-full" if options.get("train_layer") else ""
-    return (
-        task,
-        options["slm"],
-        method,
-        options["plug"] if pifi else "-",
-        options["attention"] if pifi and options["plug"] == "sequence" else "-",
-        ("post-norm" if options["post_norm"] else "raw") if pifi else "-",
-        "+".join(f"{entry.get('source')}#{entry.get('layer_index')}" for entry in recorded_layers(record))
-        if pifi and layer else "-",
-    )
+def _key(record: dict[str, Any], options: Any, family: Family) -> Key:
+    """The options that change a run's result, normalised: those of another method dropped (a base run's
+    --plug means nothing), the family's own values filled in (``--max-length`` unset = the family's); the
+    layers by sha256."""
+    method = options.method
+    resolved = {"plug": family.plug(options), "max_length": family.max_length(options),
+                "select_by": family.metrics.selection(options.select_by).key,
+                "clean_text": resolve_cleaning(options.clean_text, options.task)}
+    values = []
+    for f in option_fields():
+        if f.name not in result_options():
+            continue
+        methods = f.metadata.get("methods")
+        if methods is not None and method not in methods:
+            continue
+        value = resolved.get(f.name, getattr(options, f.name))
+        values.append((f.name, tuple(value) if isinstance(value, list) else value))
+    layers = tuple(str(entry.get("sha256")) for entry in recorded_layers(record)) if method == "pifi" else ()
+    return (*values, ("layer_sha256", layers))
 
 
 def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
@@ -103,162 +101,138 @@ def find_run_dirs(paths: Sequence[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.exists():
             raise SourceNotFoundError(f"no such run directory: {path}")
-        candidates = [path / ckpt.CONFIG] if (path / ckpt.CONFIG).is_file() else sorted(path.rglob(ckpt.CONFIG))
+        candidates = [path / run_files.CONFIG] if (path / run_files.CONFIG).is_file() else sorted(path.rglob(run_files.CONFIG))
         for config in candidates:
-            if config.parent.name == ckpt.CHECKPOINT_DIR:
+            if config.parent.name == run_files.CHECKPOINT_DIR:
                 continue  # the SLM's config.json saved beside the checkpoint
-            if ckpt.is_run_dir(config.parent) and config.parent not in found:
+            if run_files.is_run_dir(config.parent) and config.parent not in found:
                 found.append(config.parent)
     if not found:
         raise ConfigError(f"no pifi runs under {', '.join(map(str, paths))}")
     return found
 
 
+def _layers_label(record: dict[str, Any]) -> str:
+    entries = recorded_layers(record)
+    return "+".join(f"{Path(str(e.get('source') or e.get('path') or '?')).name}#{e.get('layer_index')}"
+                    for e in entries) or "-"
+
+
 def load_record(run_dir: Path) -> RunRecord | None:
-    """The run's final numbers, or None when it has not finished."""
-    record = ckpt.read_json(run_dir / ckpt.CONFIG)
-    metrics_path = run_dir / ckpt.METRICS
-    if not metrics_path.is_file():
-        return None
-    metrics = ckpt.read_json(metrics_path)
-    final = metrics.get("final")
-    if not final:
-        return None
-    split = "test" if final.get("test") else "validation"
-    if "bleu" in final[split]:  # a seq2seq run (pifi_train.seq2seq): generation metrics, no accuracy
-        generation = {k: float(final[split][k]) for k in GENERATION_METRICS if k in final[split]}
-        return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, float("nan"), float("nan"),
-                         [e["validation"]["bleu"] / 100 for e in metrics["epochs"]], generation=generation)
-    extra = {name: m["accuracy"] for name, m in (final.get("extra_tests") or {}).items()}
-    first, second = ("exact_match", "f1") if "exact_match" in final[split] else ("accuracy", "macro_f1")
-    return RunRecord(run_dir, _group_of(record), int(record["seed"]), split, final[split][first],
-                     final[split][second], [e["validation"][first] for e in metrics["epochs"]], extra, first)
+    """The run's final numbers, or None when it has not finished; a damaged file is one line."""
+    try:
+        record = run_files.read_json(run_dir / run_files.CONFIG)
+        if not (run_dir / run_files.METRICS).is_file():
+            return None
+        metrics = run_files.read_json(run_dir / run_files.METRICS)
+        final = metrics.get("final") if isinstance(metrics, dict) else None
+        if not final:
+            return None
+        family = family_of_record(record)
+        options = options_of(record, run_dir / run_files.CONFIG)
+        split = "test" if final.get("test") else "validation"
+        keys = [m.key for m in (*family.metrics.headline, *family.metrics.variants)]
+        values = {k: float(final[split][k]) for k in keys if final[split].get(k) is not None}
+        primary = family.metrics.primary
+        curve = [float(e["validation"][primary]) for e in metrics.get("epochs", []) if primary in e["validation"]]
+        extra = {name: {k: float(m[k]) for k in keys if m.get(k) is not None}
+                 for name, m in (final.get("extra_tests") or {}).items()}
+        return RunRecord(run_dir, family.name, _key(record, options, family), int(record["seed"]), split, values, curve,
+                         extra, _layers_label(record) if options.method == "pifi" else "-")
+    except PifiError as err:
+        raise CorruptFileError(f"{run_dir}: {err.message}", err.hint or "restore the run's files, or leave it out") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CorruptFileError(f"{run_dir}: config.json or metrics.json is not a pifi run's ({type(err).__name__}: "
+                               f"{' '.join(str(err).split())[:80]})", "restore the run's files, or leave it out") from None
 
 
-def _correct(run_dir: Path, split: str) -> list[bool]:
-    """Per test example: was the run right (test_predictions.json, written by the run)."""
-    path = run_dir / ckpt.PREDICTIONS
-    if not path.is_file():
-        raise ConfigError(f"--bootstrap: {run_dir} has no {ckpt.PREDICTIONS}",
-                          "it needs runs trained by a pifi version that saves per-example test predictions")
-    entry = ckpt.read_json(path).get(split)
-    if not entry:
-        raise ConfigError(f"--bootstrap: {path} has no {split!r} predictions")
-    return [p == y for p, y in zip(entry["predictions"], entry["labels"])]
+def _per_example(run: RunRecord) -> list[dict[str, Any]]:
+    """The run's per-example test rows (predictions.jsonl)."""
+    path = run.path / run_files.PREDICTIONS
+    rows = [r for r in run_files.read_jsonl(path) if r.get("split") == "test"] if path.is_file() else []
+    if not rows:
+        raise ConfigError(f"--bootstrap: {run.path} has no per-example test predictions ({run_files.PREDICTIONS})",
+                          "it needs runs trained by a pifi version that saves them, with a test split")
+    return rows
 
 
-def _bootstrap(members: Sequence[RunRecord], base: Sequence[RunRecord], samples: int) -> Difference | None:
+def _bootstrap(family: Family, members: Sequence[RunRecord], base: Sequence[RunRecord], samples: int) -> Difference | None:
     """Paired bootstrap of a group against its base: runs paired by seed (the same test examples)."""
     base_by_seed = {b.seed: b for b in base}
     pairs = [(m, base_by_seed[m.seed]) for m in members if m.seed in base_by_seed and m.split == "test"]
     if not pairs:
         return None
-    return paired_bootstrap([_correct(m.path, "test") for m, _ in pairs],
-                            [_correct(b.path, "test") for _, b in pairs], samples)
+    spec, scale = family.metrics, family.metrics.primary_metric.points(1.0)
+    rows = [(_per_example(m), _per_example(b)) for m, b in pairs]
+    if spec.example_score is not None:
+        score = spec.example_score
+        diff = paired_bootstrap([[score(r) for r in a] for a, _ in rows], [[score(r) for r in b] for _, b in rows],
+                                samples)
+    else:
+        assert spec.corpus_score is not None
+        corpus = spec.corpus_score
+        if any(len(a) != len(rows[0][0]) or len(b) != len(a) for a, b in rows):
+            raise ConfigError("--bootstrap needs the same test examples in every paired run")
+        diff = paired_bootstrap_corpus(lambda p, idx: corpus(rows[p][0], idx) - corpus(rows[p][1], idx), len(rows),
+                                       len(rows[0][0]), samples)
+        scale = 1.0  # corpus_score is in the metric's own units already
+    return Difference(diff.mean * scale, diff.ci_low * scale, diff.ci_high * scale, diff.p_value, diff.resamples)
+
+
+def _base_key(key: Key) -> Key:
+    """The key of the base-SLM run with the same options: method base, the options of other methods dropped."""
+    base_only = {f.name for f in option_fields() if f.metadata.get("methods") is None}
+    values = tuple((name, "base" if name == "method" else value) for name, value in key
+                   if name in base_only or name == "method")
+    return (*values, ("layer_sha256", ()))
 
 
 def summarize(records: Sequence[RunRecord], bootstrap: int = 0) -> list[GroupRow]:
-    """One row per configuration, base rows first within each (task, SLM); ``bootstrap`` N > 0 adds a
+    """One row per configuration, base rows first within each family and task; ``bootstrap`` N > 0 adds a
     paired bootstrap (N resamples of the test examples) against the base."""
-    groups: dict[tuple[tuple[str, ...], str], list[RunRecord]] = {}
+    groups: dict[tuple[str, Key, str], list[RunRecord]] = {}
     for r in records:
-        groups.setdefault((r.group, r.split), []).append(r)
+        members = groups.setdefault((r.family, r.key, r.split), [])
+        twin = next((m for m in members if m.seed == r.seed), None)
+        if twin is not None:
+            raise ConfigError(f"{twin.path} and {r.path} are the same configuration with the same seed {r.seed}",
+                              "pass only one of them to pifi report (or train the other with another --seed)")
+        members.append(r)
     rows, members_of = [], {}
-    for (group, split), members in groups.items():
-        nan = (float("nan"), float("nan"))  # seq2seq runs have no accuracy
-        acc, acc_std = nan if members[0].generation else mean_std([m.accuracy for m in members])
-        f1, f1_std = nan if members[0].generation else mean_std([m.macro_f1 for m in members])
+    for (family_name, key, split), members in groups.items():
+        family = FAMILIES[family_name]
+        keys = [m.key for m in (*family.metrics.headline, *family.metrics.variants)]
+        metrics = {k: mean_std([m.metrics[k] for m in members]) for k in keys if all(k in m.metrics for m in members)}
         names = sorted({name for m in members for name in m.extra})
-        extra = {name: mean_std([m.extra[name] for m in members if name in m.extra]) for name in names}
-        rows.append(GroupRow(group, split, sorted(m.seed for m in members), acc, acc_std, f1, f1_std, extra=extra,
-                             metric=members[0].metric))
-        rows[-1].generation = {k: list(mean_std([m.generation[k] for m in members]))
-                               for k in GENERATION_METRICS if all(k in m.generation for m in members)}
-        members_of[(group, split)] = members
-    base = {(r.group[0], r.group[1], r.split): r for r in rows if r.group[2] == "base"}
+        extra = {name: {k: mean_std([m.extra[name][k] for m in members if k in m.extra.get(name, {})])
+                        for k in keys if any(k in m.extra.get(name, {}) for m in members)} for name in names}
+        rows.append(GroupRow(family_name, dict(key[:-1]), members[0].layers, split, sorted(m.seed for m in members),
+                             [str(m.path) for m in members], metrics, extra=extra))
+        members_of[id(rows[-1])] = (key, members)
+    by_key = {(r.family, members_of[id(r)][0], r.split): r for r in rows}
     for row in rows:
-        reference = base.get((row.group[0], row.group[1], row.split))
-        if reference is not None and row.group[2] != "base" and not row.generation:
-            row.delta_vs_base = row.accuracy_mean - reference.accuracy_mean
-            mine, theirs = members_of[(row.group, row.split)], members_of[(reference.group, reference.split)]
-            row.welch = welch_difference([m.accuracy for m in mine], [b.accuracy for b in theirs])
-            if bootstrap:
-                row.bootstrap = _bootstrap(mine, theirs, bootstrap)
-    rows.sort(key=lambda r: (r.group[0], r.group[1], r.group[2] != "base", r.group))
+        key, mine = members_of[id(row)]
+        if row.options.get("method") == "base":
+            continue
+        base = by_key.get((row.family, _base_key(key), row.split))
+        if base is None:
+            continue
+        family = FAMILIES[row.family]
+        primary = family.metrics.primary_metric
+        theirs = members_of[id(base)][1]
+        row.delta_vs_base = primary.points(row.metrics[primary.key][0] - base.metrics[primary.key][0])
+        welch = welch_difference([primary.points(m.metrics[primary.key]) for m in mine],
+                                 [primary.points(b.metrics[primary.key]) for b in theirs])
+        row.welch = welch
+        if bootstrap:
+            row.bootstrap = _bootstrap(family, mine, theirs, bootstrap)
+    rows.sort(key=lambda r: (r.family, str(r.options.get("task") or r.options.get("train_file")),
+                             str(r.options.get("slm")), r.options.get("method") != "base", str(sorted(r.options.items(), key=str))))
     return rows
 
 
-FORMATS = ("md", "csv", "latex", "json")
-
-
-def table_cells(rows: Sequence[GroupRow]) -> tuple[list[str], list[list[str]]]:
-    """Header and text cells of the report (accuracy / macro-F1 in %, mean ± std over seeds)."""
-    extras = sorted({name for r in rows for name in r.extra})
-    bootstrap = any(r.bootstrap is not None for r in rows)
-    header = [*GROUP_FIELDS, "split", "seeds", "accuracy", "macro-F1", "Δ acc vs base", "p (Welch)", "95% CI"]
-    header += ["p (bootstrap)", "95% CI (bootstrap)"] if bootstrap else []
-    header += [f"acc {Path(name).name}" for name in extras]
-    pm = lambda mean, std: f"{100 * mean:.2f} ± {100 * std:.2f}"  # noqa: E731
-    ci = lambda d: f"[{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}]" if d is not None else ""  # noqa: E731
-    p = lambda d: f"{d.p_value:.3g}" if d is not None else ""  # noqa: E731
-    cells = []
-    for r in rows:
-        split = r.split if r.metric == "accuracy" else f"{r.split} (EM / F1)"
-        row = [*r.group, split, str(len(r.seeds)), pm(r.accuracy_mean, r.accuracy_std),
-               pm(r.macro_f1_mean, r.macro_f1_std),
-               f"{100 * r.delta_vs_base:+.2f}" if r.delta_vs_base is not None else "", p(r.welch), ci(r.welch)]
-        row += [p(r.bootstrap), ci(r.bootstrap)] if bootstrap else []
-        row += [pm(*r.extra[name]) if name in r.extra else "" for name in extras]
-        cells.append(row)
-    return header, cells
-
-
-def render(rows: Sequence[GroupRow], fmt: str) -> str:
-    """The report as Markdown, CSV, LaTeX (tabular) or JSON text."""
-    if fmt == "json":
-        return json.dumps([{**asdict(r), "group": dict(zip(GROUP_FIELDS, r.group))} for r in rows], indent=2)
-    header, cells = table_cells(rows)
-    if fmt == "md":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells])
-    if fmt == "csv":
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([header, *cells])
-        return buffer.getvalue().rstrip("\n")
-    if fmt == "latex":
-        escape = lambda t: (t.replace("\\", "\\textbackslash{}").replace("&", "\\&").replace("%", "\\%")  # noqa: E731
-                            .replace("_", "\\_").replace("#", "\\#").replace("±", "$\\pm$")
-                            .replace("Δ", "$\\Delta$"))
-        lines = ["\\begin{tabular}{" + "l" * len(GROUP_FIELDS) + "l" + "r" * (len(header) - len(GROUP_FIELDS) - 1)
-                 + "}", "\\hline", " & ".join(map(escape, header)) + " \\\\", "\\hline"]
-        lines += [" & ".join(map(escape, row)) + " \\\\" for row in cells]
-        return "\n".join(lines + ["\\hline", "\\end{tabular}"])
-    raise ConfigError(f"unknown report format {fmt!r}", f"use one of {', '.join(FORMATS)}")
-
-
-def plot_curves(records: Sequence[RunRecord], path: Path) -> Path:
-    """Validation accuracy per epoch, mean over seeds, one line per configuration; returns the file written.
-
-    A folder gets ``pifi-report.png`` inside; a name without a suffix gets ``.png`` (as matplotlib would add).
-    """
-    path = Path(path)
-    path = path / "pifi-report.png" if path.is_dir() else (path if path.suffix else path.with_suffix(".png"))
-    curves: dict[tuple[str, ...], list[list[float]]] = {}
-    for r in records:
-        curves.setdefault(r.group, []).append(r.curve)
-    labelled = {}
-    for group, members in sorted(curves.items()):
-        label = " ".join(g for g in (group[0], Path(group[1]).name, *group[2:6]) if g != "-")
-        labelled[f"{label} (n={len(members)})"] = members
-    return plot_validation_curves(labelled, path)
-
-
-def build_report(paths: Sequence[str | Path], plot_path: Path | None = None, plot_required: bool = True,
-                 bootstrap: int = 0) -> Report:
-    """Find, load and summarize runs; write the curves PNG to ``plot_path`` when given.
-
-    Without matplotlib, ``plot_required=False`` turns the missing plot into a note instead of an error.
-    """
+def build_report(paths: Sequence[str | Path], plot_path: Path | None = None, bootstrap: int = 0) -> Report:
+    """Find, load and summarize runs; write the curves PNG to ``plot_path`` when given."""
     records, skipped = [], []
     for run_dir in find_run_dirs(paths):
         record = load_record(run_dir)
@@ -270,10 +244,5 @@ def build_report(paths: Sequence[str | Path], plot_path: Path | None = None, plo
         raise ConfigError(f"no finished runs among {len(skipped)} found", "finish them with `pifi train --resume`")
     report = Report(summarize(records, bootstrap), records, skipped)
     if plot_path is not None:
-        try:
-            report.plot = plot_curves(records, Path(plot_path))
-        except ConfigError as err:
-            if plot_required:
-                raise
-            report.notes.append(err.one_line())
+        report.plot = plot_curves(records, report.rows, Path(plot_path))
     return report

@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from pifi_extract.errors import ArtifactError, ConfigError
 
-from . import checkpoint as ckpt
-from .config import TrainConfig
+from . import run_files
+from .families import family_of_record
+from .options import default_of, option_fields
 
 SHARE_FILE = "pifi_share.json"
 LAYERS_DIR = "layers"
-RUN_FILES = (ckpt.CONFIG, ckpt.METRICS, SHARE_FILE, f"{ckpt.CHECKPOINT_DIR}/*")
+RUN_FILES = (run_files.CONFIG, run_files.METRICS, SHARE_FILE, f"{run_files.CHECKPOINT_DIR}/*")
 _HF_RUN = re.compile(r"^hf://(?P<repo>[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*)(@(?P<rev>[\w./-]+))?/?$")
 _NOT_REPRODUCED = ("output_dir", "overwrite", "device", "report_to", "num_workers")
 
@@ -35,10 +36,6 @@ class PushedRun:
     commit: str | None
     paths: list[str]
     card: str
-
-
-def is_hub_run(reference: str | Path) -> bool:
-    return str(reference).startswith("hf://")
 
 
 def _layer_sources(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,17 +63,19 @@ def _layer_sources(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def reproduce_command(options: dict[str, Any], layers: Sequence[dict[str, Any]]) -> str:
     """The ``pifi train`` command line of a run: every option that differs from its default."""
-    defaults = TrainConfig()
     words = ["pifi", "train"]
-    for f in fields(TrainConfig):
-        value = options.get(f.name, getattr(defaults, f.name))
-        if f.name in _NOT_REPRODUCED or f.name == "layer_artifact" or value == getattr(defaults, f.name):
+    for f in option_fields():
+        default = default_of(f)
+        value = options.get(f.name, default)
+        if f.name in _NOT_REPRODUCED or f.name == "layer_artifact" or value == default:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "slm_pretrained":
-            words.append("--slm-random-init")
-        elif isinstance(value, bool):
-            words.append(flag if value else "--no-" + f.name.replace("_", "-"))
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            on, _, off = flag.partition("/")
+            words.append(on if value else (off or "--no-" + on[2:]))
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, _quote(str(item))]
         elif value is not None:
             words += [flag, _quote(str(value))]
     for layer in layers:
@@ -92,35 +91,50 @@ def _quote(word: str) -> str:
     return shlex.quote(word)
 
 
+_PIPELINE_TAGS = {"classification": "text-classification", "qa": "question-answering",
+                  "seq2seq": "text2text-generation"}
+_USAGE = {"classification": ('--text "a sentence to classify"', "a sentence to classify"),
+          "qa": ('--question "Who?" --context "A passage that answers it."', None),
+          "seq2seq": ('--text "a source sentence"', None)}
+
+
 def run_card(repo_id: str, record: dict[str, Any], metrics: dict[str, Any] | None, layers: Sequence[dict[str, Any]]
              ) -> str:
-    """The model card: task, SLM, each layer's source/commit/index/sha256, test metrics, how to use and reproduce."""
+    """The model card: family, task, SLM, each layer's source/commit/index/sha256, the family's test metrics,
+    how to use and reproduce."""
+    family = family_of_record(record)
     options = record["options"]
     task = options.get("task") or Path(options.get("train_file") or "local data").name
     licences = sorted({str(layer["license"]) for layer in layers if layer.get("license")})
     bases = [options["slm"], *sorted({layer["source"] for layer in layers if layer.get("source_kind") == "hub"})]
     front = ["---", "library_name: pifi", f"license: {licences[0] if len(licences) == 1 else 'other'}",
-             "pipeline_tag: text-classification", "base_model:", *[f"- {b}" for b in bases],
+             f"pipeline_tag: {_PIPELINE_TAGS.get(family.name, 'other')}", "base_model:", *[f"- {b}" for b in bases],
              "tags:", "- pifi", "---", ""]
     final = (metrics or {}).get("final") or {}
-    lines = [f"# PiFi classifier: {task}, {options['slm']} + {len(layers) or 'no'} frozen LLM layer(s)", "",
+    labels = (record.get("model") or {}).get("labels") or record.get("labels") or []
+    lines = [f"# PiFi ({family.summary}): {task}, {options['slm']} + {len(layers) or 'no'} frozen LLM layer(s)", "",
              "Trained with [pifi](https://arxiv.org/abs/2506.07424) (`pifi train`). This repo holds only the trainable",
              "part (SLM, L_in, L_out, head); the frozen layer goes by reference and is checked by its sha256.", "",
-             "| | |", "|---|---|", f"| task | {task} |", f"| method | {options.get('method')} (plug {options.get('plug')}) |",
-             f"| SLM | {options['slm']} |", f"| labels | {', '.join(map(str, record.get('labels', [])))} |"]
+             "| | |", "|---|---|", f"| family | {family.name} |", f"| task | {task} |",
+             f"| method | {options.get('method')} |", f"| SLM | {options['slm']} |"]
+    if labels:
+        lines.append(f"| labels | {', '.join(map(str, labels))} |")
     for i, layer in enumerate(layers):
         lines += [f"| layer {i} source | {layer['source']} ({layer['source_kind']}) |",
                   f"| layer {i} commit | {layer.get('commit') or '-'} |",
                   f"| layer {i} index | {layer['layer_index']} (dtype {layer['dtype']}) |",
                   f"| layer {i} sha256 | `{layer['sha256']}` |", f"| layer {i} licence | {layer.get('license') or 'unknown'} |"]
+    headline = family.metrics.headline
     for split in ("validation", "test"):
         if final.get(split):
-            lines.append(f"| {split} accuracy / macro-F1 | {100 * final[split]['accuracy']:.2f} / "
-                         f"{100 * final[split]['macro_f1']:.2f} |")
-    lines += ["", "## Use", "", "```bash", f'pifi predict --run-dir hf://{repo_id} --text "a sentence to classify"', "```",
-              "", "```python", "from pifi_train import load_classifier", f'classify = load_classifier("hf://{repo_id}")',
-              'print(classify(["a sentence to classify"]))', "```", "",
-              "## Reproduce", "", "```bash", reproduce_command(options, layers), "```", ""]
+            values = " / ".join(m.show(final[split][m.key]) for m in headline if final[split].get(m.key) is not None)
+            lines.append(f"| {split} {' / '.join(m.label for m in headline)} | {values} |")
+    cli_args, python_text = _USAGE.get(family.name, _USAGE["classification"])
+    lines += ["", "## Use", "", "```bash", f"pifi predict --run-dir hf://{repo_id} {cli_args}", "```", ""]
+    if python_text:
+        lines += ["```python", "from pifi_train import load_classifier", f'classify = load_classifier("hf://{repo_id}")',
+                  f'print(classify(["{python_text}"]))', "```", ""]
+    lines += ["## Reproduce", "", "```bash", reproduce_command(options, layers), "```", ""]
     if any(layer.get("license") for layer in layers):
         lines += ["The frozen layer is a derivative of its source model's weights; that model's licence applies.", ""]
     return "\n".join(front + lines)
@@ -132,24 +146,24 @@ def push_run(run_dir: str | Path, to: str, *, private: bool = True, token: str |
     from huggingface_hub import CommitOperationAdd, HfApi, constants
 
     run_dir = Path(run_dir)
-    if (run_dir / ckpt.SWEEP).is_file():
+    if (run_dir / run_files.SWEEP).is_file():
         raise ConfigError(f"{run_dir} holds several seeds", "push one of its seed-<s> run directories")
     if "/" not in to:
         raise ConfigError(f"--to {to!r} is not a Hub repo id", "use ORG/REPO")
-    record = ckpt.read_json(run_dir / ckpt.CONFIG)
-    if not record.get(ckpt.RUN_MARKER):
+    record = run_files.read_json(run_dir / run_files.CONFIG)
+    if not record.get(run_files.RUN_MARKER):
         raise ConfigError(f"{run_dir} is not a pifi run directory")
-    weights = run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
+    weights = run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
     if not weights.is_file():
         raise ConfigError(f"{run_dir} has no checkpoint yet", "push a run that finished an epoch")
-    metrics = ckpt.read_json(run_dir / ckpt.METRICS) if (run_dir / ckpt.METRICS).is_file() else None
+    metrics = run_files.read_json(run_dir / run_files.METRICS) if (run_dir / run_files.METRICS).is_file() else None
     layers = _layer_sources(record)
-    files = {ckpt.CONFIG: run_dir / ckpt.CONFIG}
+    files = {run_files.CONFIG: run_dir / run_files.CONFIG}
     if metrics is not None:
-        files[ckpt.METRICS] = run_dir / ckpt.METRICS
-    for path in sorted((run_dir / ckpt.CHECKPOINT_DIR).iterdir()):
+        files[run_files.METRICS] = run_dir / run_files.METRICS
+    for path in sorted((run_dir / run_files.CHECKPOINT_DIR).iterdir()):
         if path.is_file():
-            files[f"{ckpt.CHECKPOINT_DIR}/{path.name}"] = path
+            files[f"{run_files.CHECKPOINT_DIR}/{path.name}"] = path
     if with_layer:
         for layer in layers:
             layer["repo_path"] = f"{LAYERS_DIR}/{layer['sha256'][:16]}-{Path(layer['local_path']).name}"

@@ -60,36 +60,45 @@ def refuse_pickle_only(name: str) -> None:
         )
 
 
-def load_slm_config(name: str) -> Any:
-    """The SLM's transformers config; refuses encoder-decoder models, remote code and pickle-only folders."""
+def load_config(name: str) -> Any:
+    """The SLM's transformers config (no remote code); pickle-only folders refused before anything loads."""
     from transformers import AutoConfig
 
     refuse_pickle_only(name)
     try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=False)
+        return AutoConfig.from_pretrained(name, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise _translate(name, err) from err
+
+
+def load_slm_config(name: str) -> Any:
+    """The config of an encoder or decoder-only SLM (classification, QA); encoder-decoder models refused."""
+    config = load_config(name)
     if getattr(config, "is_encoder_decoder", False):
         raise UnsupportedModelError(f"--slm {name} is an encoder-decoder model ({config.model_type})",
-                                    "use an encoder (BERT, RoBERTa, DeBERTa...) or a decoder-only model")
+                                    "use an encoder (BERT, RoBERTa, DeBERTa...) or a decoder-only model; "
+                                    "T5/BART run as --task-type seq2seq")
     return config
+
+
+def load_pretrained(model_class: Any, name: str, config: Any, pretrained: bool = True) -> nn.Module:
+    """``model_class`` (AutoModel, AutoModelForSeq2SeqLM) in fp32: pretrained safetensors weights (never a
+    pickle, never remote code), or random weights from ``config``."""
+    try:
+        if pretrained:
+            refuse_pickle_only(name)
+            return model_class.from_pretrained(name, config=config, dtype=torch.float32, trust_remote_code=False,
+                                               use_safetensors=True)
+        return model_class.from_config(config, dtype=torch.float32)
+    except (OSError, ValueError) as err:
+        raise _translate(name, err) from err
 
 
 def load_slm(name: str, config: Any | None = None, pretrained: bool = True) -> nn.Module:
     """The SLM body (``AutoModel``) in fp32: pretrained weights, or random ones from ``config``."""
     from transformers import AutoModel
 
-    config = config if config is not None else load_slm_config(name)
-    try:
-        if pretrained:
-            refuse_pickle_only(name)
-            model = AutoModel.from_pretrained(
-                name, config=config, dtype=torch.float32, trust_remote_code=False, use_safetensors=True
-            )
-        else:
-            model = AutoModel.from_config(config, dtype=torch.float32)
-    except (OSError, ValueError) as err:
-        raise _translate(name, err) from err
+    model = load_pretrained(AutoModel, name, config if config is not None else load_slm_config(name), pretrained)
     if not hasattr(model, "config") or not hasattr(model.config, "hidden_size"):
         raise UnsupportedModelError(f"--slm {name}: model has no hidden_size")
     return model

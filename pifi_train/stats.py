@@ -10,7 +10,7 @@ import math
 import random
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from pifi_extract.errors import ConfigError
 
@@ -29,6 +29,13 @@ class Difference:
     ci_low: float
     ci_high: float
     p_value: float
+    resamples: int | None = None  # a bootstrap's: p = 0 means p < 1/resamples
+
+    def p_text(self) -> str:
+        """The p-value as a table shows it (a bootstrap that never crossed 0: "< 1/N")."""
+        if self.resamples and self.p_value == 0:
+            return f"< {1 / self.resamples:.2g}"
+        return f"{self.p_value:.3g}"
 
 
 def welch_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Difference | None:
@@ -50,23 +57,44 @@ def welch_difference(a: Sequence[float], b: Sequence[float], confidence: float =
     return Difference(diff, diff - half, diff + half, float(2 * stats.t.sf(abs(t), df)))
 
 
-def paired_bootstrap(correct_a: Sequence[Sequence[bool]], correct_b: Sequence[Sequence[bool]], samples: int,
+def paired_bootstrap(scores_a: Sequence[Sequence[float]], scores_b: Sequence[Sequence[float]], samples: int,
                      seed: int = 0, confidence: float = 0.95) -> Difference:
-    """Accuracy difference a − b, resampling test examples (the same indices for both and every seed pair).
+    """Difference a − b of a mean per-example score (accuracy: 1 when right), resampling test examples (the
+    same indices for both and every seed pair).
 
-    ``correct_a[s][i]``: whether seed-pair ``s`` of ``a`` got example ``i`` right (all rows of one length).
-    The p-value is two-sided: twice the share of resamples on the other side of 0 than the observed mean.
+    ``scores_a[s][i]``: the score of seed-pair ``s`` of ``a`` on example ``i`` (all rows of one length).
+    The p-value is two-sided: twice the share of resamples on the other side of 0 than the observed mean
+    (0 when none is: read it as p < 1/samples).
     """
-    n = len(correct_a[0])
-    if samples < 1 or not n or any(len(row) != n for row in [*correct_a, *correct_b]):
+    n = len(scores_a[0])
+    if samples < 1 or not n or any(len(row) != n for row in [*scores_a, *scores_b]):
         raise ConfigError("--bootstrap needs the same test examples in every paired run, and N >= 1")
-    # per example: mean over seed pairs of (a right) − (b right)
-    delta = [statistics.fmean(float(ra[i]) - float(rb[i]) for ra, rb in zip(correct_a, correct_b))
-             for i in range(n)]
-    observed = statistics.fmean(delta)
+    # per example: mean over seed pairs of score(a) − score(b)
+    delta = [statistics.fmean(float(ra[i]) - float(rb[i]) for ra, rb in zip(scores_a, scores_b)) for i in range(n)]
     rng = random.Random(seed)
-    means = sorted(statistics.fmean(delta[rng.randrange(n)] for _ in range(n)) for _ in range(samples))
+    means = [statistics.fmean(delta[rng.randrange(n)] for _ in range(n)) for _ in range(samples)]
+    return _bootstrap_difference(statistics.fmean(delta), means, samples, confidence)
+
+
+def paired_bootstrap_corpus(statistic: Callable[[int, Sequence[int]], float], pairs: int, n: int, samples: int,
+                            seed: int = 0, confidence: float = 0.95) -> Difference:
+    """The same for a corpus metric (BLEU): ``statistic(pair, indices)`` is a − b of seed-pair ``pair``
+    on the examples ``indices`` (with repetition)."""
+    if samples < 1 or not n or pairs < 1:
+        raise ConfigError("--bootstrap needs the same test examples in every paired run, and N >= 1")
+    everything = list(range(n))
+    observed = statistics.fmean(statistic(p, everything) for p in range(pairs))
+    rng = random.Random(seed)
+    means = []
+    for _ in range(samples):
+        indices = [rng.randrange(n) for _ in range(n)]
+        means.append(statistics.fmean(statistic(p, indices) for p in range(pairs)))
+    return _bootstrap_difference(observed, means, samples, confidence)
+
+
+def _bootstrap_difference(observed: float, means: list[float], samples: int, confidence: float) -> Difference:
+    means = sorted(means)
     low = means[int((1 - confidence) / 2 * (samples - 1))]
     high = means[int((1 + confidence) / 2 * (samples - 1))]
     other_side = sum(m <= 0 for m in means) if observed > 0 else sum(m >= 0 for m in means)
-    return Difference(observed, low, high, min(1.0, 2 * other_side / samples))
+    return Difference(observed, low, high, min(1.0, 2 * other_side / samples), samples)

@@ -5,8 +5,9 @@ The words and meaning are those of transformers' ``TrainingArguments.report_to``
 :class:`~pifi_train.config.ProgressEvent` stream (rank 0 only: the trainer emits nothing elsewhere) and logs
 
 - per step: ``train/loss``, ``train/learning_rate``, ``train/examples_per_second``;
-- per epoch: ``train/epoch_loss`` and ``eval/<metric>`` (validation accuracy, macro_f1, loss);
-- at the end: ``test/<metric>`` and the best epoch;
+- per epoch: ``train/epoch_loss`` and ``eval/<metric>``: the run's family's metrics (classification
+  accuracy and macro_f1; QA exact_match and f1; seq2seq bleu, chrf, rouge..., their paper variants) and loss;
+- at the end: ``test/<metric>`` (and ``extra_test/<name>/<metric>``) and the best epoch;
 - once per run: the run's ``config.json`` (options, the layer artifact's reference and sha256).
 
 A seed is one tracker run (its ``run_start`` opens it, ``run_end`` closes it). Nothing is sent anywhere by
@@ -26,6 +27,7 @@ from typing import Any, Callable, Sequence
 from pifi_extract.errors import ConfigError
 
 from .config import ProgressCallback, ProgressEvent
+from .families.spec import Family
 
 # name -> (module that must be importable, the pifi extra that installs it)
 TRACKERS: dict[str, tuple[str, str]] = {
@@ -33,7 +35,6 @@ TRACKERS: dict[str, tuple[str, str]] = {
     "wandb": ("wandb", "wandb"),
     "mlflow": ("mlflow", "mlflow"),
 }
-SPLIT_METRICS = ("accuracy", "macro_f1", "loss")
 
 
 def _installed(module: str) -> bool:
@@ -139,15 +140,16 @@ BACKENDS: dict[str, Callable[[], Tracker]] = {
     "tensorboard": TensorBoardTracker, "wandb": WandbTracker, "mlflow": MlflowTracker}
 
 
-def _split_values(prefix: str, split: dict[str, Any] | None) -> dict[str, float]:
-    return {f"{prefix}/{k}": float(split[k]) for k in SPLIT_METRICS if split and k in split}
+def _split_values(prefix: str, split: dict[str, Any] | None, keys: Sequence[str]) -> dict[str, float]:
+    return {f"{prefix}/{k}": float(split[k]) for k in keys if split and split.get(k) is not None}
 
 
 class TrackingCallback:
     """A :data:`ProgressCallback` that forwards each event to ``inner`` and logs it to every tracker."""
 
-    def __init__(self, names: Sequence[str], inner: ProgressCallback | None = None) -> None:
+    def __init__(self, names: Sequence[str], inner: ProgressCallback | None, family: Family) -> None:
         self.names, self.inner = list(names), inner
+        self.keys = (*family.metrics.summary_keys(), "loss")  # what the family reports
         self.active: list[Tracker] = []
         self.steps_per_epoch = 0
 
@@ -167,12 +169,15 @@ class TrackingCallback:
             record = event.metrics or {}
             values = {"train/epoch_loss": float(event.loss or 0.0), "train/epoch": float(event.epoch),
                       "train/epoch_examples_per_second": float(event.examples_per_second or 0.0),
-                      **_split_values("eval", record.get("validation"))}
+                      **_split_values("eval", record.get("validation"), self.keys)}
             self._log(values, event.epoch * self.steps_per_epoch)
         elif event.kind == "run_end":
             final = event.metrics or {}
             summary = {"best_epoch": float(final.get("best_epoch", event.epoch)),
-                       **_split_values("final_eval", final.get("validation")), **_split_values("test", final.get("test"))}
+                       **_split_values("final_eval", final.get("validation"), self.keys),
+                       **_split_values("test", final.get("test"), self.keys)}
+            for name, split in (final.get("extra_tests") or {}).items():
+                summary.update(_split_values(f"extra_test/{name}", split, self.keys))
             for tracker in self.active:
                 tracker.finish(summary)
             self.active = []
@@ -198,8 +203,9 @@ class TrackingCallback:
         self.active = []
 
 
-def with_trackers(progress: ProgressCallback | None, report_to: str | Sequence[str] | None
+def with_trackers(progress: ProgressCallback | None, report_to: str | Sequence[str] | None, family: Family
                   ) -> ProgressCallback | None:
-    """``progress`` plus the trackers of ``report_to`` (unchanged when there are none)."""
+    """``progress`` plus the trackers of ``report_to`` (unchanged when there are none), logging ``family``'s
+    metrics."""
     names = resolve_report_to(report_to)
-    return TrackingCallback(names, progress) if names else progress
+    return TrackingCallback(names, progress, family) if names else progress

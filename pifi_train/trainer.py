@@ -1,10 +1,13 @@
-"""The training loop of one seed: Adam, label-smoothed cross-entropy, grad clipping, best epoch.
+"""The training loop of one seed, shared by every family: Adam, grad clipping, best epoch, resume, DDP.
 
-Per epoch: train on a seeded permutation of the training set (sharded over ranks,
-batches of ``batch_size`` per rank, last partial batch dropped), evaluate the
-whole validation split, keep the trainable tensors of the best epoch (validation
-accuracy, earliest on ties) in ``checkpoint/``, save resume state in ``state/``.
-After the last epoch the best checkpoint is reloaded and evaluated on the test split.
+Per epoch: train on a seeded permutation of the training items (sharded over ranks, batches of
+``batch_size`` per rank, last partial batch dropped), evaluate the whole validation split, keep the
+trainable tensors of the best epoch (by the family's selection metric, ``--select-by``; earliest on
+ties) in ``checkpoint/`` and its validation predictions in ``predictions.jsonl``, save resume state in
+``state/``. After the last epoch the best checkpoint is reloaded and evaluated on every test split.
+
+A family subclasses :class:`Trainer` and fills four hooks: :meth:`make_collator`, :meth:`train_size`,
+:meth:`batch_loss` and :meth:`evaluate` (a split's metrics and its per-example rows).
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from . import run_files
 from .config import Precision, ProgressCallback, ProgressEvent, TrainConfig
-from .data import Collator, Examples
-from .metrics import compute_metrics
-from .model import PifiModel
+from .families.spec import Family
+
+# an evaluation's progress: tick(batches done, batches in all)
+Tick = Callable[[int, int], None]
 
 
 def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
@@ -39,92 +44,49 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, ctx: dist.Dist
     return [mine[i:i + batch_size] for i in range(0, len(mine) - batch_size + 1, batch_size)]
 
 
-@torch.no_grad()
-def infer(model: PifiModel, examples: Examples, tokenizer: Any, max_length: int, batch_size: int,
-          ctx: dist.DistContext, precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
-    """(example indices (N,), class probabilities (N, C)) for every example, gathered from all ranks."""
-    was_training = model.training
-    model.eval()
-    collate = Collator(examples, tokenizer, max_length, model.slm_inputs)
-    indices = dist.shard(range(len(examples)), ctx, drop_remainder=False)
-    rows: list[tuple[int, list[float]]] = []
-    for start in range(0, len(indices), batch_size):
-        batch = collate(indices[start:start + batch_size])
-        index = batch.pop("index").tolist()
-        batch.pop("labels")
-        with autocast(ctx.device, precision):
-            logits = model(**{k: v.to(ctx.device) for k, v in batch.items()})  # (B, C)
-        probs = torch.softmax(logits.float(), dim=-1).cpu()  # (B, C)
-        rows.extend(zip(index, probs.tolist()))
-    model.train(was_training)
-    rows = sorted(dist.gather(ctx, rows))
-    probs = torch.tensor([p for _, p in rows], dtype=torch.float32)  # (N, C)
-    return torch.tensor([i for i, _ in rows], dtype=torch.long), probs
-
-
-def evaluate_with_predictions(model: PifiModel, examples: Examples, label_names: Sequence[str], tokenizer: Any,
-                              config: TrainConfig, ctx: dist.DistContext, precision: Precision
-                              ) -> tuple[dict[str, Any], list[int]]:
-    """(metrics of a whole split plus its mean cross-entropy (no smoothing), predicted label id per example)."""
-    batch_size = config.eval_batch_size or config.batch_size
-    _, probs = infer(model, examples, tokenizer, config.max_length, batch_size, ctx, precision)
-    labels = torch.tensor(examples.labels, dtype=torch.long)  # (N,)
-    predictions = probs.argmax(dim=-1).tolist()
-    metrics = compute_metrics(examples.labels, predictions, label_names).to_dict()
-    picked = probs[torch.arange(len(labels)), labels].clamp_min(1e-12)  # (N,)
-    metrics["loss"] = float(-picked.log().mean()) if len(labels) else 0.0
-    return metrics, predictions
-
-
-def evaluate(model: PifiModel, examples: Examples, label_names: Sequence[str], tokenizer: Any,
-             config: TrainConfig, ctx: dist.DistContext, precision: Precision) -> dict[str, Any]:
-    """Metrics of a whole split plus its mean cross-entropy (no smoothing)."""
-    return evaluate_with_predictions(model, examples, label_names, tokenizer, config, ctx, precision)[0]
-
-
 @dataclass
 class TrainState:
     """Counters that survive a resume."""
 
     epoch_done: int = 0
     best_epoch: int = 0
-    best_accuracy: float = -float("inf")  # the best selection_score so far (classification: accuracy)
+    best_score: float = -float("inf")  # the selection metric, signed so that higher is better
 
 
 class Trainer:
     """Trains one seed of one run into ``run_dir`` (rank 0 writes, every rank computes)."""
 
-    def __init__(self, model: PifiModel, data: Any, tokenizer: Any, config: TrainConfig, seed: int,
+    def __init__(self, model: nn.Module, data: Any, tokenizer: Any, config: TrainConfig, seed: int,
                  ctx: dist.DistContext, precision: Precision, run_dir: Path,
-                 progress: ProgressCallback | None = None) -> None:
+                 progress: ProgressCallback | None = None, model_spec: dict[str, Any] | None = None, *,
+                 family: Family) -> None:
         self.model, self.data, self.tokenizer, self.config = model, data, tokenizer, config
+        self.model_spec = dict(model_spec or {})  # what config.json records under "model" (labels, prefix...)
         self.seed, self.ctx, self.precision, self.run_dir = seed, ctx, precision, run_dir
         self.progress = progress if ctx.is_main else None
+        self.family = family
+        self.max_length = family.max_length(config)
+        self.selection = family.metrics.selection(config.select_by)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.trainable, lr=config.lr, weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=precision.grad_scaler)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.collate = self.make_collator()
         self.network: nn.Module = model
         if ctx.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            # The frozen layer is identical on every rank: do not broadcast it.
-            frozen = not model.options.train_layer
-            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                model, [n for n, _ in model.named_parameters() if frozen and n.startswith("layer.")]
-                + [n for n, _ in model.named_buffers() if frozen and n.startswith("layer.")])
-            # find_unused_parameters: an SLM's pooler (BERT) never gets a gradient.
+            # the frozen layer is identical on every rank: DDP must not broadcast it
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, model.frozen_parameter_names())
+            # find_unused_parameters: an SLM's pooler (BERT) never gets a gradient
             self.network = DistributedDataParallel(
                 model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
                 find_unused_parameters=True)
 
-    # hooks a task family overrides (pifi_train.qa.runner): batches, loss, split metrics, model selection
-    select_metric = "accuracy"  # the validation metric that picks the best epoch
+    # ---- the hooks a family fills ----------------------------------------------------------------
 
-    def make_collator(self) -> Any:
-        """Training batches: a callable from a list of example indices to a dict of tensors with ``index``."""
-        return Collator(self.data.train, self.tokenizer, self.config.max_length, self.model.slm_inputs)
+    def make_collator(self) -> Callable[[list[int]], dict[str, torch.Tensor]]:
+        """Training batches: from a list of training-item indices to a dict of tensors with ``index``."""
+        raise NotImplementedError
 
     def train_size(self) -> int:
         """How many training items an epoch permutes (examples; QA: context windows)."""
@@ -132,14 +94,21 @@ class Trainer:
 
     def batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
         """(loss, examples) of one training batch (``index`` already removed)."""
-        labels = batch.pop("labels").to(self.ctx.device)  # (B,)
-        with autocast(self.ctx.device, self.precision):
-            logits = self.network(**{k: v.to(self.ctx.device) for k, v in batch.items()})  # (B, C)
-        return self.criterion(logits.float(), labels), len(labels)
+        raise NotImplementedError
+
+    def evaluate(self, split: Any, tick: Tick | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """(metrics of a whole split, one row per example for predictions.jsonl), gathered over ranks."""
+        raise NotImplementedError
+
+    # ---- the loop ----------------------------------------------------------------------------------
 
     def _emit(self, **fields: Any) -> None:
         if self.progress is not None:
             self.progress(ProgressEvent(seed=self.seed, epochs=self.config.epochs, **fields))
+
+    def ticker(self, split: str, epoch: int = 0) -> Tick:
+        """An evaluation's progress, reported as ``eval_step`` events (a front end keeps its ETA moving)."""
+        return lambda done, total: self._emit(kind="eval_step", epoch=epoch, step=done, steps=total, split=split)
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training set: (mean loss over ranks, examples per second over ranks)."""
@@ -173,25 +142,22 @@ class Trainer:
         return float(loss.detach()), count
 
     def selection_score(self, validation: dict[str, Any]) -> float:
-        """Higher is better: picks the best epoch (earliest on ties); default: ``validation[select_metric]``."""
-        return validation[self.select_metric]
-
-    def _evaluate(self, examples: Examples) -> dict[str, Any]:
-        return evaluate(self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx,
-                        self.precision)
+        """The selection metric of a validation result, signed so that higher is better."""
+        value = float(validation[self.selection.key])
+        return value if self.selection.higher_is_better else -value
 
     def fit(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
         """Train from ``state.epoch_done + 1`` to ``config.epochs``, then test the best epoch."""
         self._emit(kind="run_start", run_dir=str(self.run_dir))
-        weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
+        weights = self.run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
         for epoch in range(state.epoch_done + 1, self.config.epochs + 1):
             start = time.perf_counter()
             train_loss, rate = self.train_epoch(epoch)
-            validation = self._evaluate(self.data.validation)
+            validation, rows = self.evaluate(self.data.validation, self.ticker("validation", epoch))
             score = self.selection_score(validation)
-            improved = score > state.best_accuracy
+            improved = score > state.best_score
             if improved:
-                state.best_epoch, state.best_accuracy = epoch, score
+                state.best_epoch, state.best_score = epoch, score
             state.epoch_done = epoch
             record = {"epoch": epoch, "train_loss": train_loss, "examples_per_second": rate,
                       "seconds": time.perf_counter() - start, "validation": validation, "best": improved}
@@ -201,41 +167,35 @@ class Trainer:
                 tensors = self.model.trainable_state_dict()
                 if improved:
                     ckpt.save_trainable(weights, tensors, {"epoch": str(epoch), "format": "pifi-trainable-1"})
+                    run_files.write_jsonl(self.run_dir / run_files.PREDICTIONS, _tagged("validation", rows))
                 ckpt.save_state(self.run_dir, tensors, self.optimizer,
                                 {**state.__dict__, "scaler": self.scaler.state_dict()})
-                ckpt.write_json(self.run_dir / ckpt.METRICS, metrics)
+                run_files.write_json(self.run_dir / run_files.METRICS, metrics)
             dist.barrier(self.ctx)
             self._emit(kind="epoch_end", epoch=epoch, loss=train_loss, examples_per_second=rate, metrics=record)
         return self.finish(metrics, state)
 
-    def evaluate_test(self, examples: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """A test set's metrics and its per-example record (gold and predicted labels, for the paired bootstrap
-        of ``pifi report``; None for families without one)."""
-        metrics, predicted = evaluate_with_predictions(
-            self.model, examples, self.data.label_names, self.tokenizer, self.config, self.ctx, self.precision)
-        return metrics, {"labels": list(examples.labels), "predictions": predicted}
-
     def finish(self, metrics: dict[str, Any], state: TrainState) -> dict[str, Any]:
-        """Reload the best epoch's tensors and evaluate validation and test with them."""
-        weights = self.run_dir / ckpt.CHECKPOINT_DIR / ckpt.WEIGHTS
+        """Reload the best epoch's tensors and evaluate every test split with them."""
+        weights = self.run_dir / run_files.CHECKPOINT_DIR / run_files.WEIGHTS
         ckpt.load_into(self.model, ckpt.load_tensors(weights))
         tests = {"test": self.data.test} if self.data.test is not None and len(self.data.test) else {}
-        tests.update(getattr(self.data, "extra_tests", {}) or {})
-        results, per_example = {}, {}
-        for name, examples in tests.items():  # the best epoch on every test set (--extra-test: Table 3)
-            results[name], record = self.evaluate_test(examples)
-            if record is not None:
-                per_example[name] = record
+        tests.update({f"extra_test:{name}": split for name, split in (self.data.extra_tests or {}).items()})
+        results, rows = {}, []
+        for name, split in tests.items():  # the best epoch on every test set (--extra-test: Table 3)
+            results[name], split_rows = self.evaluate(split, self.ticker(name))
+            rows += _tagged(name, split_rows)
         best = next(e for e in metrics["epochs"] if e["epoch"] == state.best_epoch)
         metrics["final"] = {"best_epoch": state.best_epoch, "validation": best["validation"],
                             "test": results.pop("test", None)}
         if results:
-            metrics["final"]["extra_tests"] = results
+            metrics["final"]["extra_tests"] = {name.split(":", 1)[1]: value for name, value in results.items()}
         metrics["complete"] = True
         if self.ctx.is_main:
-            ckpt.write_json(self.run_dir / ckpt.METRICS, metrics)
-            if per_example:  # for `pifi report --bootstrap` (paired over test examples)
-                ckpt.write_json(self.run_dir / ckpt.PREDICTIONS, per_example)
+            path = self.run_dir / run_files.PREDICTIONS
+            kept = [r for r in run_files.read_jsonl(path) if r.get("split") == "validation"] if path.is_file() else []
+            run_files.write_jsonl(path, kept + rows)
+            run_files.write_json(self.run_dir / run_files.METRICS, metrics)
         dist.barrier(self.ctx)
         self._emit(kind="run_end", epoch=state.best_epoch, metrics=metrics["final"])
         return metrics
@@ -246,4 +206,9 @@ class Trainer:
         scaler = counters.pop("scaler", None)
         if scaler:
             self.scaler.load_state_dict(scaler)
-        return TrainState(**{k: counters[k] for k in ("epoch_done", "best_epoch", "best_accuracy")})
+        best = counters.get("best_score", counters.get("best_accuracy", -float("inf")))  # older runs: accuracy
+        return TrainState(int(counters["epoch_done"]), int(counters["best_epoch"]), float(best))
+
+
+def _tagged(split: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"split": split, **row} for row in rows]

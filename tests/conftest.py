@@ -4,6 +4,9 @@ import pytest
 
 from hub_server import HubServer, point_hf_hub_at
 
+# fixture modules every test may use without importing them (tiny models, tasks and runs of each family)
+pytest_plugins = ["train_fixtures", "family_fixtures"]
+
 
 @pytest.fixture
 def hub_server(tmp_path_factory, monkeypatch):

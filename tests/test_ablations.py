@@ -11,10 +11,12 @@ from safetensors import safe_open
 import cli
 from pifi_train.clean import clean_texts, resolve_cleaning
 from pifi_train.config import TrainConfig
-from pifi_train.data import Examples
-from pifi_train.extra_tests import stratified_fraction
-from pifi_train.predict import load_run, predict
-from pifi_train.runner import load_task, run_training
+from pifi_train.families.classification.data import Examples
+from pifi_train.families.classification.predict import predict
+from pifi_train.families.classification.runtime import load_data as load_task
+from pifi_train.run_record import load_run
+from pifi_train.runner import run_training
+from pifi_train.splits import fraction_indices, subset
 from pifi_train.stats import paired_bootstrap, welch_difference
 from train_fixtures import FAST_OPTIONS, assets, offline_single_thread, train_env, write_jsonl  # noqa: F401
 from train_fixtures import synthetic_rows
@@ -28,7 +30,15 @@ def _config(assets, out, **overrides):
                   test_file=str(assets["test"]), slm=str(assets["bert"]), layer_artifact=str(assets["artifact"]),
                   output_dir=str(out), **{**FAST_OPTIONS, "epochs": 1})
     values.update(overrides)
+    if values.get("method", "pifi") != "pifi":
+        values["layer_artifact"] = None  # a base run takes no layer (refused if given)
     return TrainConfig(**values)
+
+
+def _predictions(run_dir, split):
+    """The per-example rows of one split in predictions.jsonl."""
+    rows = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["split"] == split]
 
 
 def _reproduces(run, assets):
@@ -36,7 +46,7 @@ def _reproduces(run, assets):
     loaded = load_run(run.run_dir, device="cpu")
     rows = [json.loads(line) for line in assets["test"].read_text().splitlines()]
     got = [loaded.label_names.index(p.label) for p in predict(loaded, [r["text"] for r in rows])]
-    saved = json.loads((run.run_dir / "test_predictions.json").read_text())["test"]["predictions"]
+    saved = [r["prediction"] for r in _predictions(run.run_dir, "test")]
     assert got == saved
 
 
@@ -120,13 +130,15 @@ def test_extra_test_sets_are_evaluated_with_the_best_epoch(assets, tmp_path):
     run = run_training(_config(assets, tmp_path / "run", extra_test=[str(shifted)]))[0]
     extra = run.metrics["final"]["extra_tests"][str(shifted)]
     assert extra["count"] == 40 and 0.0 <= extra["accuracy"] <= 1.0
-    saved = json.loads((run.run_dir / "test_predictions.json").read_text())
-    assert set(saved) == {"test", str(shifted)} and len(saved[str(shifted)]["labels"]) == 40
-    from pifi_train.report import build_report, render
+    splits = {json.loads(line)["split"] for line in (run.run_dir / "predictions.jsonl").read_text().splitlines()}
+    assert splits == {"validation", "test", f"extra_test:{shifted}"}
+    assert len(_predictions(run.run_dir, f"extra_test:{shifted}")) == 40
+    from pifi_train.report import build_report
+    from pifi_train.report_render import render
 
     report = build_report([run.run_dir], None)
-    assert report.rows[0].extra[str(shifted)][0] == extra["accuracy"]
-    assert "acc shifted.jsonl" in render(report.rows, "csv").splitlines()[0]
+    assert report.rows[0].extra[str(shifted)]["accuracy"][0] == extra["accuracy"]
+    assert "accuracy shifted.jsonl" in render(report.rows, "csv").splitlines()[0]
 
 
 def test_extra_test_with_other_labels_is_refused_naming_both_sets(assets, tmp_path, capsys):
@@ -181,6 +193,10 @@ def test_split_is_the_same_for_every_seed_and_moves_with_split_seed(assets):
 
 def test_train_fraction_is_stratified_and_seeded():
     examples = Examples([f"t{i}" for i in range(100)], None, [0] * 80 + [1] * 20)
+
+    def stratified_fraction(examples, fraction, seed):
+        return subset(examples, fraction_indices(len(examples), fraction, seed, examples.labels))
+
     part = stratified_fraction(examples, 0.1, seed=3)
     assert sorted(part.labels) == [0] * 8 + [1] * 2
     assert part.texts == stratified_fraction(examples, 0.1, seed=3).texts
@@ -250,8 +266,9 @@ def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tm
         run_training(_config(assets, tmp_path / method, method=method, seeds=2, extra_test=[str(assets["validation"])],
                              layer_artifact=str(assets["artifact"]) if method == "pifi" else None))
     sweep = json.loads((tmp_path / "pifi" / "sweep.json").read_text())
-    assert len(sweep["summary"]["extra_tests"][str(assets["validation"])]["accuracy"]["values"]) == 2
-    from pifi_train.report import build_report, render
+    assert len(sweep["summary"][f"extra_test:{assets['validation']}_accuracy"]["values"]) == 2
+    from pifi_train.report import build_report
+    from pifi_train.report_render import render
 
     report = build_report([tmp_path], None, bootstrap=50)
     base, pifi = report.rows
@@ -259,17 +276,17 @@ def test_report_on_seed_sweeps_gives_welch_and_bootstrap_against_base(assets, tm
     assert pifi.welch is not None and 0.0 <= pifi.welch.p_value <= 1.0
     assert pifi.welch.mean == pytest.approx(pifi.delta_vs_base)
     assert pifi.bootstrap.ci_low <= pifi.bootstrap.mean <= pifi.bootstrap.ci_high
-    assert json.loads(render(report.rows, "json"))[1]["group"]["method"] == "pifi"
-    assert render(report.rows, "latex").startswith("\\begin{tabular}")
-    cli.main(["report", str(tmp_path), "--no-plot", "--format", "md", "--bootstrap", "20"])
+    assert json.loads(render(report.rows, "json"))[1]["options"]["method"] == "pifi"
+    assert "\\begin{tabular}" in render(report.rows, "latex")
+    cli.main(["report", str(tmp_path), "--format", "md", "--bootstrap", "20"])
     table = capsys.readouterr().out
     assert "| p (Welch) | 95% CI | p (bootstrap) |" in table and table.count("\n") >= 3
 
 
 def test_builtin_tasks_are_cleaned_as_the_authors_did_and_entailment_is_not(monkeypatch):
     pytest.importorskip("bs4")
-    from pifi_train import runner
-    from pifi_train.tasks import assemble_task, get_task
+    from pifi_train.families.classification import runtime
+    from pifi_train.families.classification.tasks import assemble_task, get_task
 
     def fake_hub(name, seed, cache_dir=None):  # the real splitting rules on rows held in memory
         spec = get_task(name)
@@ -282,7 +299,7 @@ def test_builtin_tasks_are_cleaned_as_the_authors_did_and_entailment_is_not(monk
         raw["validation_mismatched"] = {k: v[:10] for k, v in columns.items()}  # mnli: its size cuts train
         return assemble_task(spec, raw, seed)
 
-    monkeypatch.setattr(runner, "load_builtin_task", fake_hub)
+    monkeypatch.setattr(runtime, "load_builtin_task", fake_hub)
     imdb = load_task(TrainConfig(task="imdb", method="base", batch_size=4))
     assert imdb.train.texts[0].endswith("the end") and "<br" not in " ".join(imdb.train.texts + imdb.test.texts)
     assert imdb.source["clean_text"] == "html"
@@ -293,7 +310,7 @@ def test_builtin_tasks_are_cleaned_as_the_authors_did_and_entailment_is_not(monk
 
 
 def test_extra_test_labels_match_by_name_with_the_datasets_synonyms():
-    from pifi_train.extra_tests import map_labels
+    from pifi_train.families.classification.extra_tests import map_labels
 
     assert map_labels(["negative", "positive"], ["neg", "pos"], "tweets") == {0: 0, 1: 1}
     assert map_labels(["pos", "neg"], ["neg", "pos"], "x") == {0: 1, 1: 0}
@@ -307,7 +324,7 @@ def test_cli_train_with_ablation_options_prints_the_extra_test(assets, tmp_path,
               "--slm", str(assets["bert"]), "--layer-artifact", str(assets["artifact"]), "--layer-init", "random",
               "--train-fraction", "0.5", "--split-seed", "11", "--extra-test", str(shifted), "--epochs", "1",
               "--batch-size", "16", "--max-length", "16", "--output-dir", str(tmp_path / "run"), "--quiet"])
-    assert f"extra test {shifted}: acc" in capsys.readouterr().out
+    assert f"extra test {shifted}: loss" in capsys.readouterr().out
     record = json.loads((tmp_path / "run" / "config.json").read_text())
     assert record["options"]["layer_init"] == "random" and record["options"]["extra_test"] == [str(shifted)]
     assert record["num_examples"]["train"] == 128 and record["data"]["split_seed"] == 11  # half of 320·0.8

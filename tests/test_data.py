@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from pifi_extract.errors import ConfigError, SourceNotFoundError
-from pifi_train.data import Collator, Examples, load_local_task, seeded_split
-from pifi_train.tasks import TASKS, assemble_task, get_task, load_builtin_task, needed_splits, task_names
+from pifi_train.families.classification.data import Examples, load_local_task
+from pifi_train.families.classification.trainer import Collator
+from pifi_train.splits import seeded_holdout as seeded_split
+from pifi_train.families.classification.tasks import TASKS, assemble_task, get_task, load_builtin_task, needed_splits, task_names
 from train_fixtures import synthetic_rows, tokenizer_for, write_csv, write_jsonl
 
 
@@ -172,7 +174,7 @@ def test_builtin_task_without_datasets_library_says_how_to_install(monkeypatch):
 
 
 def test_quoted_csv_fields_keep_their_line_breaks(tmp_path):
-    from pifi_train.data import read_table
+    from pifi_train.tables import read_table
 
     path = tmp_path / "multi.csv"
     path.write_text('text,label\n"mildly\nintrigued",pos\nplain,neg\n', encoding="utf-8")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pifi_train.metrics import compute_metrics, confusion_matrix, per_class_f1
+from pifi_train.families.classification.metrics import compute_metrics, confusion_matrix, per_class_f1
 
 LABELS = [0, 0, 1, 1, 2, 2]
 PREDS = [0, 1, 1, 1, 0, 2]

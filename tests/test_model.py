@@ -5,14 +5,16 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from pifi_extract.artifact import load_artifact_tensors
-from pifi_train.data import Examples, TaskData
+from pifi_train.families.classification.data import Examples, TaskData
+from pifi_train.families.classification.family import CLASSIFICATION
 from pifi_train.config import Precision, TrainConfig
 from pifi_train.distributed import DistContext
 from pifi_train.frozen_layer import load_layer
 from pifi_train.frozen_stack import FrozenStack
-from pifi_train.model import ModelOptions, PifiModel, pool
+from pifi_train.families.classification.model import SequenceClassifier as PifiModel, pool
+from pifi_train.options import ModelOptions
 from pifi_train.slm import load_slm, load_tokenizer
-from pifi_train.trainer import Trainer
+from pifi_train.families.classification.trainer import ClassificationTrainer as Trainer
 from train_fixtures import assets, second_artifact, synthetic_rows, train_env  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("train_env")
@@ -121,7 +123,8 @@ def test_training_leaves_the_layer_bit_identical_and_updates_l_in(assets, tmp_pa
     examples = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
     data = TaskData("t", ["0", "1"], examples, examples, None)
     config = TrainConfig(train_file="x", slm="x", layer_artifact="x", batch_size=16, lr=1e-2)
-    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path)
+    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path,
+                      family=CLASSIFICATION)
     before = model.l_in.weight.detach().clone()
     loss, _ = trainer.train_epoch(1)
     assert loss > 0 and not torch.equal(before, model.l_in.weight)
@@ -179,7 +182,8 @@ def test_training_leaves_both_stacked_layers_bit_identical(assets, second_artifa
     examples = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
     data = TaskData("t", ["0", "1"], examples, examples, None)
     config = TrainConfig(train_file="x", slm="x", layer_artifact=["x", "y"], batch_size=16, lr=1e-2)
-    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path)
+    trainer = Trainer(model, data, tokenizer, config, 0, DistContext(), Precision(None, torch.float32, False), tmp_path,
+                      family=CLASSIFICATION)
     before = model.l_in.weight.detach().clone()
     trainer.train_epoch(1)
     assert not torch.equal(before, model.l_in.weight)

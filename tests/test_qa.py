@@ -1,4 +1,4 @@
-"""Extractive QA (pifi_train.qa): metrics, windows, masking, training base and PiFi, predict."""
+"""Extractive QA (pifi_train.families.qa): metrics, windows, masking, training base and PiFi, predict."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from pifi_train.qa import metrics as qm
-from pifi_train.qa.data import QaCollator, best_answers, example_from_row, featurize, read_squad
+from pifi_train.families.qa import metrics as qm
+from pifi_train.families.qa.data import QaCollator, best_answers, example_from_row, featurize, read_squad
 from train_fixtures import QA_MARKER, assets, qa_rows, tokenizer_for, train_env, write_jsonl  # noqa: F401
 
-QA_FAST = {"epochs": 12, "batch_size": 16, "lr": 3e-3, "max_length": 48, "doc_stride": 16, "dropout": 0.0}
+QA_FAST = {"epochs": 12, "batch_size": 16, "lr": 3e-3, "max_length": 48, "doc_stride": 16}
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -28,7 +28,7 @@ def test_official_normalisation_and_max_over_golds():
 
 
 def test_v2_empty_answers_split_has_and_no_answer():
-    scores = qm.squad_metrics({"a": "", "b": "x", "c": "yes"}, {"a": [], "b": [], "c": ["yes"]})
+    scores = qm.squad_metrics({"a": "", "b": "x", "c": "yes"}, {"a": [], "b": [], "c": ["yes"]}, v2=True)
     assert scores["no_ans_exact_match"] == pytest.approx(0.5) and scores["no_ans_count"] == 2
     assert scores["has_ans_exact_match"] == 1.0 and scores["has_ans_count"] == 1
     assert scores["exact_match"] == pytest.approx(2 / 3)
@@ -69,8 +69,8 @@ def test_answer_in_second_window_found_through_stride(tmp_path):
 
 
 def test_padding_and_question_never_get_the_argmax(tmp_path):
-    from pifi_train.qa.model import PifiSpanModel
-    from pifi_train.model import ModelOptions
+    from pifi_train.families.qa.model import PifiSpanModel
+    from pifi_train.options import ModelOptions
     from transformers import BertConfig, BertModel
 
     tokenizer = tokenizer_for(tmp_path / "tok")
@@ -117,7 +117,8 @@ def _train(assets, qa_files, tmp_path, method):
 def test_base_and_pifi_learn_the_marker_span(assets, qa_files, tmp_path, train_env, method):
     from safetensors import safe_open
 
-    from pifi_train.qa.predict import answer, load_qa_run
+    from pifi_train.families.qa.predict import answer
+    from pifi_train.run_record import load_run
 
     result = _train(assets, qa_files, tmp_path, method)
     test = result.metrics["final"]["test"]
@@ -127,11 +128,13 @@ def test_base_and_pifi_learn_the_marker_span(assets, qa_files, tmp_path, train_e
     assert not [k for k in keys if k.startswith("layer.")] and "head.weight" in keys
     if method == "pifi":
         assert any(k.startswith("l_in.") for k in keys)
-    predictions = json.loads((result.run_dir / "predictions.json").read_text())
+    saved = [json.loads(line) for line in (result.run_dir / "predictions.jsonl").read_text().splitlines()]
+    predictions = {r["id"]: r["prediction"] for r in saved if r["split"] == "test"}
     rows = [json.loads(line) for line in qa_files["test"].read_text().splitlines()]
     assert set(predictions) == {r["id"] for r in rows}
+    assert {r["split"] for r in saved} == {"validation", "test"}
     # predict reproduces the test EM from the run directory alone
-    run = load_qa_run(result.run_dir, device="cpu")
+    run = load_run(result.run_dir, device="cpu")
     answers = answer(run, [r["question"] for r in rows], [r["context"] for r in rows])
     em = sum(qm.exact_match(a.text, r["answers"]["text"][0]) for a, r in zip(answers, rows)) / len(rows)
     assert em == pytest.approx(test["exact_match"])
@@ -145,21 +148,22 @@ def test_cli_train_predict_report_qa(assets, qa_files, tmp_path, train_env, caps
     cli.main(["train", "--task-type", "qa", "--train-file", str(qa_files["train"]), "--validation-file",
               str(qa_files["validation"]), "--slm", str(assets["bert"]), "--method", "base", "--output-dir",
               str(out), "--seeds", "2", "--quiet", "--epochs", "12", "--batch-size", "16", "--lr", "3e-3",
-              "--max-length", "48", "--doc-stride", "16", "--dropout", "0"])
+              "--max-length", "48", "--doc-stride", "16"])
     printed = capsys.readouterr().out
-    assert "EM / F1" in printed and "mean" in printed
+    assert "EM, F1" in printed and "mean" in printed
     sweep = json.loads((out / "sweep.json").read_text())
     assert sweep["summary"]["validation_exact_match"]["mean"] > 0.9
     config = json.loads((out / "seed-2023" / "config.json").read_text())
-    assert config["options"]["plug"] == "sequence" and config["data"]["max_length"] == 48
+    assert config["family"] == "qa" and config["data"]["max_length"] == 48
     cli.main(["predict", "--run-dir", str(out / "seed-2023"), "--question", "movie plot",
               "--context", "w3 w4 good w17 w8", "--question", "movie plot", "--context", "w9 good w5"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["w17", "w5"]
-    cli.main(["report", str(out), "--no-plot", "--json"])
+    cli.main(["report", str(out), "--json"])
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 1 and rows[0]["metric"] == "exact_match" and rows[0]["seeds"] == [2023, 2024]
-    assert rows[0]["accuracy_mean"] > 0.9 and rows[0]["split"] == "validation"
+    assert len(rows) == 1 and rows[0]["family"] == "qa" and rows[0]["seeds"] == [2023, 2024]
+    assert rows[0]["metrics"]["exact_match"]["mean"] > 0.9 and rows[0]["split"] == "validation"
+    assert rows[0]["primary"] == "f1" and "accuracy" not in rows[0]["metrics"]
     with pytest.raises(SystemExit) as info:  # a classification-only option combination is refused in one line
         cli.main(["predict", "--run-dir", str(out / "seed-2023"), "--question", "q"])
     assert info.value.code == 2
@@ -168,8 +172,10 @@ def test_cli_train_predict_report_qa(assets, qa_files, tmp_path, train_env, caps
 def test_builtin_split_protocols_and_qa_max_length():
     from pifi_train.config import TrainConfig
     from pifi_train.families import family_of
-    from pifi_train.qa.data import PAPER_HOLDOUT, QaExample, split_builtin
-    from pifi_train.qa.runner import qa_max_length
+    from pifi_train.families.qa.family import QA
+    from pifi_train.families.qa.data import PAPER_HOLDOUT, QaExample, split_builtin
+
+    qa_max_length = QA.max_length
 
     train = [QaExample(str(i), "q", "c", ["c"], [0]) for i in range(PAPER_HOLDOUT + 100)]
     dev = [QaExample(f"d{i}", "q", "c", ["c"], [0]) for i in range(7)]
@@ -177,7 +183,7 @@ def test_builtin_split_protocols_and_qa_max_length():
     assert len(tr) == 100 and val is dev and [e.id for e in test] == [e.id for e in train[100:]]
     tr, val, test = split_builtin(train, dev, "standard")
     assert len(tr) == 100 and test is dev and len(val) == PAPER_HOLDOUT
-    assert family_of("squad") == family_of("squad_v2") == "qa"
+    assert family_of("squad") is family_of("squad_v2") is QA
     assert qa_max_length(TrainConfig(task="squad")) == 384
     assert qa_max_length(TrainConfig(task="squad", protocol="paper")) == 100
     assert qa_max_length(TrainConfig(task="squad", max_length=256)) == 256
@@ -229,12 +235,12 @@ def test_qa_resume_extends_a_run_and_epoch_lines_show_em(assets, qa_files, tmp_p
 
     out = tmp_path / "resume"
     common = ["--output-dir", str(out), "--batch-size", "16", "--lr", "3e-3", "--max-length", "48",
-              "--doc-stride", "16", "--dropout", "0"]
+              "--doc-stride", "16"]
     cli.main(["train", "--task-type", "qa", "--train-file", str(qa_files["train"]), "--validation-file",
               str(qa_files["validation"]), "--slm", str(assets["bert"]), "--method", "base", "--epochs", "1",
               *common])
     assert "val EM" in capsys.readouterr().err
-    cli.main(["train", "--resume", "--epochs", "2", "--quiet", *common])
+    cli.main(["train", "--resume", "--epochs", "2", "--quiet", "--output-dir", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2] and metrics["complete"]
-    assert "exact_match" in metrics["final"]["validation"] and (out / "predictions.json").is_file()
+    assert "exact_match" in metrics["final"]["validation"] and (out / "predictions.jsonl").is_file()

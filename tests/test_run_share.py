@@ -11,7 +11,7 @@ from huggingface_hub import constants
 import cli
 from layer_cache import get_or_extract
 from pifi_train.config import TrainConfig
-from pifi_train.predict import load_classifier
+from pifi_train import load_classifier
 from pifi_train.runner import run_training
 from tiny_models import make_tiny_model
 from train_fixtures import FAST_OPTIONS, assets, offline_single_thread  # noqa: F401 - fixture
@@ -91,3 +91,25 @@ def test_with_layer_pushes_the_artifact_and_predict_reads_it_from_the_repo(hub_s
     got = load_classifier("hf://lab/with-layer", device="cpu")(TEXTS)
     assert [p.label for p in got] == [p.label for p in expected]
     assert not any(LLM in r.path for r in hub_server.log)  # the source model is not touched
+
+
+@pytest.mark.parametrize("family", ["qa", "seq2seq"])
+def test_a_pushed_qa_or_seq2seq_run_predicts_as_the_local_run(hub_server, family_runs, family, tmp_path, monkeypatch,
+                                                              capsys):
+    from family_fixtures import options_for
+
+    with offline_single_thread():
+        run = run_training(TrainConfig(**options_for(family_runs, family, output_dir=str(tmp_path / "run"))))[0]
+    question = {"qa": ["--question", "movie plot", "--context", "w3 w4 good w17 w8"],
+                "seq2seq": ["--text", "w1 w2 w3"]}[family]
+    cli.main(["predict", "--run-dir", str(run.run_dir), "--device", "cpu", *question])
+    local = capsys.readouterr().out
+    cli.main(["push", "--run-dir", str(run.run_dir), "--to", f"lab/{family}", "--with-layer",
+              "--token", hub_server.write_token])
+    card = _card(hub_server, f"lab/{family}")
+    assert {"qa": "question-answering", "seq2seq": "text2text-generation"}[family] in card and family in card
+    capsys.readouterr()
+    monkeypatch.setenv("HF_TOKEN", hub_server.write_token)
+    monkeypatch.setenv("PIFI_CACHE", str(tmp_path / "fresh-cache"))
+    cli.main(["predict", "--run-dir", f"hf://lab/{family}", "--device", "cpu", *question])
+    assert capsys.readouterr().out == local and local.strip()

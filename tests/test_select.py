@@ -198,8 +198,9 @@ def test_sweep_trains_every_layer_once_and_reports_spearman(tmp_path, assets, ca
     cli.app(args, standalone_mode=False)
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
-    assert saved["layers"] == [0, 1, 2, 3] and set(saved["accuracy"]) == {"base", "0", "1", "2", "3"}
-    assert saved["split"] == "test" and all(0 <= a <= 1 for v in saved["accuracy"].values() for a in v)
+    assert saved["layers"] == [0, 1, 2, 3] and set(saved["scores"]) == {"base", "0", "1", "2", "3"}
+    assert saved["metric"] == "accuracy" and saved["family"] == "classification"
+    assert saved["split"] == "test" and all(0 <= a <= 1 for v in saved["scores"].values() for a in v)
     plans = plan_layers(open_source(str(folder)), [0, 1, 2, 3])
     assert saved["extracted_bytes"] == sum(p.source_bytes for p in plans)  # one extraction per layer
     assert len(LayerCache().entries()) == 4

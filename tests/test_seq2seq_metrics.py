@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pifi_train.seq2seq.metrics import generation_metrics
+from pifi_train.families.seq2seq.metrics import generation_metrics
 
 
 def test_perfect_match_is_100_everywhere():

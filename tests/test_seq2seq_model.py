@@ -30,12 +30,13 @@ def identity_layer(artifact):
 def test_identity_plug_reproduces_base_logits_and_generate(kind, artifact, tmp_path):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from pifi_train.seq2seq.model import PluggedEncoder, Seq2SeqPifi
+    from pifi_train.families.seq2seq.model import PluggedEncoder, Seq2SeqPifi
+    from pifi_train.options import ModelOptions
 
     folder = make_tiny_seq2seq(kind, tmp_path / kind, d_model=32)
     base = AutoModelForSeq2SeqLM.from_pretrained(folder).eval()
-    pifi = Seq2SeqPifi(copy.deepcopy(base), identity_layer(artifact)).eval()
-    assert isinstance(pifi.seq2seq.get_encoder(), PluggedEncoder)
+    pifi = Seq2SeqPifi(copy.deepcopy(base), identity_layer(artifact), ModelOptions()).eval()
+    assert isinstance(pifi.slm.get_encoder(), PluggedEncoder)
     hidden = base.config.d_model
     q, _ = torch.linalg.qr(torch.randn(64, hidden, dtype=torch.float64))  # (64, H), orthonormal columns
     with torch.no_grad():

@@ -43,7 +43,8 @@ def train(s2s_assets, out, kind, method, **overrides):
 def test_copy_task_trains_to_high_bleu(s2s_assets, tmp_path, kind, method, epochs):
     from safetensors import safe_open
 
-    from pifi_train.seq2seq.predict import generate, load_seq2seq_run
+    from pifi_train.families.seq2seq.predict import generate
+    from pifi_train.run_record import load_run
 
     [result] = train(s2s_assets, tmp_path / "run", kind, method, epochs=epochs)
     final = result.metrics["final"]
@@ -51,21 +52,24 @@ def test_copy_task_trains_to_high_bleu(s2s_assets, tmp_path, kind, method, epoch
         assert final["test"]["bleu"] > 90, final
     assert len(result.metrics["epochs"]) == epochs and final["best_epoch"] >= 1
     assert set(final["test"]) >= {"bleu", "chrf", "bleu_avg", "rouge1", "rouge2", "rougeL", "rougeLsum", "loss"}
-    rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == 48 and set(rows[0]) == {"source", "reference", "hypothesis"}
+    saved = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    rows = [r for r in saved if r["split"] == "test"]
+    assert len(rows) == 48 and set(rows[0]) == {"split", "index", "source", "reference", "prediction"}
+    assert len([r for r in saved if r["split"] == "validation"]) == 48  # the best epoch's, as every family
     with safe_open(str(tmp_path / "run" / "checkpoint" / "pifi_trainable.safetensors"), "pt") as fh:
         keys = list(fh.keys())
     assert keys and not any(k.startswith("layer.") for k in keys)
     assert any("l_in" in k for k in keys) == (method == "pifi")
     # predict reproduces the test hypotheses (hence the test BLEU) from the run directory alone
-    run = load_seq2seq_run(tmp_path / "run")
-    assert generate(run, [r["source"] for r in rows]) == [r["hypothesis"] for r in rows]
+    run = load_run(tmp_path / "run")
+    assert generate(run, [r["source"] for r in rows]) == [r["prediction"] for r in rows]
 
 
 def test_padding_never_enters_the_loss(s2s_assets):
     from transformers import AutoTokenizer
 
-    from pifi_train.seq2seq.data import IGNORE_INDEX, Pairs, Seq2SeqCollator
+    from pifi_train.families.seq2seq.data import Pairs
+    from pifi_train.families.seq2seq.trainer import IGNORE_INDEX, Seq2SeqCollator
 
     tokenizer = AutoTokenizer.from_pretrained(s2s_assets["t5"])
     pairs = Pairs(["w1 w2", "w1 w2 w3 w4 w5"], ["w1", "w1 w2 w3 w4 w5"])
@@ -112,6 +116,6 @@ def test_cli_train_seeds_resume_predict_and_report(s2s_assets, tmp_path, capsys)
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 48
     report = build_report([out])
     [row] = report.rows
-    assert len(row.seeds) == 2 and row.generation["bleu"][0] == pytest.approx(sweep["summary"]["test_bleu"]["mean"])
-    cli.main(["report", str(out), "--no-plot"])
+    assert len(row.seeds) == 2 and row.metrics["bleu"][0] == pytest.approx(sweep["summary"]["test_bleu"]["mean"])
+    cli.main(["report", str(out)])
     assert "BLEU-avg" in capsys.readouterr().out

@@ -12,6 +12,7 @@ from pifi_extract.errors import ConfigError
 from pifi_train.config import ProgressEvent, TrainConfig
 from pifi_train.config_file import config_from_file, read_config_file
 from pifi_train.runner import run_training
+from pifi_train.families import FAMILIES
 from pifi_train.tracking import TrackingCallback, resolve_report_to
 from train_fixtures import FAST_OPTIONS, assets, train_env  # noqa: F401 - fixtures
 
@@ -84,7 +85,7 @@ def test_wandb_tracker_follows_the_event_stream(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.setenv("WANDB_MODE", "offline")
     (tmp_path / "config.json").write_text(json.dumps({"options": {"lr": 0.1}, "layer": {"sha256": "ab"}}))
-    callback = TrackingCallback(resolve_report_to(["wandb"]))
+    callback = TrackingCallback(resolve_report_to(["wandb"]), None, FAMILIES["classification"])
     for event in [ProgressEvent("run_start", seed=7, run_dir=str(tmp_path)), ProgressEvent("epoch_start", 7, 1, steps=2),
                   ProgressEvent("step", 7, 1, step=1, steps=2, loss=0.9, examples_per_second=10, lr=0.1),
                   ProgressEvent("step", 7, 1, step=2, steps=2, loss=0.7, examples_per_second=10, lr=0.1),
@@ -104,7 +105,7 @@ def test_wandb_logs_offline_when_the_hub_is_offline(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    TrackingCallback(["wandb"])(ProgressEvent("run_start", seed=1, run_dir=str(tmp_path)))
+    TrackingCallback(["wandb"], None, FAMILIES["classification"])(ProgressEvent("run_start", seed=1, run_dir=str(tmp_path)))
     assert fake.calls[0][1]["mode"] == "offline"
 
 
@@ -116,7 +117,7 @@ def test_config_file_reruns_a_run_and_flags_override(assets, tmp_path, capsys):
     cli.main(["train", "--config", str(first / "config.json"), "--output-dir", str(again), "--epochs", "1", "-q"])
     old = json.loads((first / "config.json").read_text())["options"]
     new = json.loads((again / "config.json").read_text())["options"]
-    assert new["output_dir"] == str(again) and new["epochs"] == 1
+    assert new["output_dir"] == str(again) and new["epochs"] == 1  # the recorded folder is never reused
     assert {k: v for k, v in new.items() if k not in ("output_dir", "epochs")} == \
         {k: v for k, v in old.items() if k not in ("output_dir", "epochs")}
     assert len(json.loads((again / "metrics.json").read_text())["epochs"]) == 1
@@ -143,7 +144,7 @@ def test_mlflow_tracker_logs_params_layer_tags_metrics(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow", fake)
     (tmp_path / "config.json").write_text(json.dumps({"options": {"lr": 0.1},
                                                       "layer": {"sha256": "ab", "reference": "org/m:-1"}}))
-    callback = TrackingCallback(resolve_report_to("mlflow"))
+    callback = TrackingCallback(resolve_report_to("mlflow"), None, FAMILIES["classification"])
     for event in [ProgressEvent("run_start", seed=3, run_dir=str(tmp_path)), ProgressEvent("epoch_start", 3, 1, steps=1),
                   ProgressEvent("step", 3, 1, step=1, steps=1, loss=0.5, examples_per_second=2, lr=0.1),
                   ProgressEvent("run_end", 3, 1, metrics={"best_epoch": 1, "test": {"macro_f1": 0.6}})]:

@@ -7,14 +7,17 @@ import torch
 
 from pifi_extract.artifact import load_artifact_tensors
 from pifi_train.config import TrainConfig, resolve_precision
-from pifi_train.data import Examples, TaskData
+from pifi_train.families.classification.data import Examples, TaskData
+from pifi_train.families.classification.family import CLASSIFICATION
+from pifi_train.families.classification.trainer import ClassificationTrainer as Trainer
 from pifi_train.distributed import DistContext
 from pifi_train.frozen_layer import load_layer
-from pifi_train.model import ModelOptions, PifiModel
-from pifi_train.predict import accuracy, load_run, predict, read_inputs
+from pifi_train.families.classification.model import SequenceClassifier as PifiModel
+from pifi_train.options import ModelOptions
+from pifi_train.families.classification.predict import accuracy, predict, read_inputs
+from pifi_train.run_record import load_run
 from pifi_train.runner import run_training
 from pifi_train.slm import load_slm, load_tokenizer
-from pifi_train.trainer import Trainer
 from train_fixtures import FAST_OPTIONS, assets, second_artifact, synthetic_rows, train_env  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
@@ -52,7 +55,7 @@ def test_bf16_layer_on_gpu_is_untouched_by_training_and_l_in_learns(assets, tmp_
     examples = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
     config = TrainConfig(train_file="x", slm="x", layer_artifact="x", batch_size=16, lr=1e-2)
     trainer = Trainer(model, TaskData("t", ["0", "1"], examples, examples, None), load_tokenizer(str(assets["bert"])),
-                      config, 0, DistContext(device=CUDA), precision, tmp_path)
+                      config, 0, DistContext(device=CUDA), precision, tmp_path, family=CLASSIFICATION)
     before = model.l_in.weight.detach().clone()
     trainer.train_epoch(1)
     assert not torch.equal(before, model.l_in.weight) and model.l_in.weight.dtype == torch.float32

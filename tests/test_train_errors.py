@@ -1,5 +1,6 @@
 """Bad input to `pifi train` / `predict` / `report`: one line on stderr, exit code 2, nothing written or overwritten."""
 
+import json
 import shutil
 
 import pytest
@@ -103,7 +104,7 @@ def test_existing_run_needs_overwrite_and_bad_input_keeps_it(assets, tmp_path, c
     _fails(capsys, ["predict", "--run-dir", str(run), "--text", "x", "--layer-artifact", str(other)],
            "is not the layer this run was trained with")
     _fails(capsys, ["predict", "--run-dir", str(run), "--text", "x", "--text-pair", "y"], "single texts")
-    cli.main(_args(assets, run, **{"batch-size": 16, "method": "base"}) + ["--overwrite", "--quiet"])
+    cli.main(_args(assets, run, **{"batch-size": 16, "method": "base", "layer-artifact": None}) + ["--overwrite", "--quiet"])
     assert '"method": "base"' in (run / "config.json").read_text()
 
 
@@ -173,7 +174,32 @@ def test_a_failed_train_leaves_no_empty_run_folder(assets, tmp_path, capsys, mon
     def boom(*args, **kwargs):
         raise ConfigError("the model could not be built")
 
-    monkeypatch.setattr(runner, "PifiModel", boom)
+    monkeypatch.setattr(runner, "build_model", boom)
     out = tmp_path / "out"
     _fails(capsys, _args(assets, out), "the model could not be built")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("deep.jsonl", '{"text": ' + "[" * 200_000 + "]" * 200_000 + ', "label": 1}\n', "nested too deeply"),
+    ("digits.jsonl", '{"text": "a", "label": ' + "9" * 5000 + "}\n", "line 1"),
+])
+def test_hostile_jsonl_rows_are_one_line(assets, tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    _fails(capsys, _args(assets, tmp_path / "out", **{"train-file": path, "validation-file": None}), message)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (json.dumps({"data": [{"title": "t"}]}), "not SQuAD data"),  # no paragraphs
+    (json.dumps({"data": [{"paragraphs": [{"context": "c", "qas": "a string"}]}]}), "not SQuAD data"),
+    (b"\xff\xfe not utf-8", "not UTF-8"),
+    ("[" * 100_000 + "]" * 100_000, "SQuAD"),
+])
+def test_hostile_qa_files_are_one_line(assets, tmp_path, capsys, content, message):
+    path = tmp_path / "squad.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    _fails(capsys, ["train", "--task-type", "qa", "--train-file", str(path), "--slm", str(assets["bert"]),
+                    "--method", "base", "--output-dir", str(tmp_path / "out")], message)
+    assert not (tmp_path / "out").exists()

@@ -8,7 +8,8 @@ from safetensors import safe_open
 
 import cli
 from pifi_train.config import TrainConfig
-from pifi_train.predict import accuracy, load_run, predict, read_inputs
+from pifi_train.families.classification.predict import accuracy, predict, read_inputs
+from pifi_train.run_record import load_run
 from pifi_train.report import build_report
 from pifi_train.runner import resume_training, run_training
 from train_fixtures import FAST_OPTIONS, assets, offline_single_thread, train_env, write_csv, write_task  # noqa: F401
@@ -22,6 +23,8 @@ def _config(assets, out, **overrides):
                   test_file=str(assets["test"]), slm=str(assets["bert"]), layer_artifact=str(assets["artifact"]),
                   output_dir=str(out), **FAST_OPTIONS)
     values.update(overrides)
+    if values.get("method", "pifi") != "pifi":
+        values["layer_artifact"] = None  # a base run takes no layer (refused if given)
     return TrainConfig(**values)
 
 
@@ -60,7 +63,7 @@ def test_config_records_options_artifact_hash_and_versions(runs, assets):
     assert config["options"]["lr"] == FAST_OPTIONS["lr"] and config["options"]["method"] == "pifi"
     assert config["layer"]["sha256"] == read_artifact(assets["artifact"]).data_sha256
     assert {"pifi", "torch", "transformers", "python"} <= set(config["versions"])
-    assert config["parameters"]["frozen"] > 0 and config["labels"] == ["0", "1"]
+    assert config["parameters"]["frozen"] > 0 and config["model"]["labels"] == ["0", "1"]
 
 
 def test_checkpoint_holds_only_trainable_tensors(runs):
@@ -103,7 +106,7 @@ def test_string_labels_from_csv_without_validation_file(assets, tmp_path):
     config = _config(assets, tmp_path / "run", method="base", train_file=str(train), validation_file=None,
                      test_file=None)
     result = run_training(config)[0]
-    assert result.metrics["labels"] == ["neg", "pos"] and result.metrics["final"]["test"] is None
+    assert json.loads((result.run_dir / "config.json").read_text())["model"]["labels"] == ["neg", "pos"] and result.metrics["final"]["test"] is None
     assert result.metrics["final"]["validation"]["count"] == 80  # 20 % held out
     assert result.metrics["final"]["validation"]["accuracy"] >= 0.9
     loaded = load_run(result.run_dir, device="cpu")
@@ -133,21 +136,25 @@ def test_resume_continues_exactly_where_it_stopped(assets, tmp_path):
     assert again.metrics == json.loads((tmp_path / "resumed" / "metrics.json").read_text())
 
 
-def test_seeds_sweep_and_report(assets, tmp_path, capsys):
+def test_seeds_sweep_and_report(assets, tmp_path, capsys, monkeypatch):
     for method in ("base", "pifi"):
         results = run_training(_config(assets, tmp_path / method, method=method, seeds=2, epochs=2))
         assert [r.seed for r in results] == [2023, 2024]
         sweep = json.loads((tmp_path / method / "sweep.json").read_text())
         assert sweep["runs"] == ["seed-2023", "seed-2024"] and "test_accuracy" in sweep["summary"]
     report = build_report([tmp_path], plot_path=tmp_path / "curves.png")
-    assert [row.group[2] for row in report.rows] == ["base", "pifi"]
+    assert [row.options["method"] for row in report.rows] == ["base", "pifi"]
     assert all(len(row.seeds) == 2 for row in report.rows)
     pifi, base = report.rows[1], report.rows[0]
-    assert pifi.delta_vs_base == pytest.approx(pifi.accuracy_mean - base.accuracy_mean)
+    assert pifi.delta_vs_base == pytest.approx(100 * (pifi.metrics["accuracy"][0] - base.metrics["accuracy"][0]))
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    cli.main(["report", str(tmp_path / "base"), str(tmp_path / "pifi"), "--no-plot"])
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    cli.main(["report", str(tmp_path / "base"), str(tmp_path / "pifi")])
     out = capsys.readouterr().out
     assert "base" in out and "pifi" in out and "±" in out
+    assert not list(cwd.iterdir())  # no --plot: no PNG
     (tmp_path / "plots").mkdir()
     for target, written in (("plots", "plots/pifi-report.png"), ("curves2", "curves2.png")):
         cli.main(["report", str(tmp_path / "pifi"), "--plot", str(tmp_path / target)])
@@ -155,14 +162,14 @@ def test_seeds_sweep_and_report(assets, tmp_path, capsys):
         assert (tmp_path / written).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_without_matplotlib_notes_the_missing_plot(runs, tmp_path, monkeypatch):
+def test_report_without_matplotlib_needs_it_only_for_a_plot(runs, tmp_path, monkeypatch):
     import builtins
 
     real_import = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
                         if name.startswith("matplotlib") else real_import(name, *a, **k))
-    report = build_report([runs["base"].run_dir, runs["pifi"].run_dir], tmp_path / "x.png", plot_required=False)
-    assert report.plot is None and "pifi[plot]" in report.notes[0] and len(report.rows) == 2
+    report = build_report([runs["base"].run_dir, runs["pifi"].run_dir])
+    assert report.plot is None and len(report.rows) == 2
     with pytest.raises(Exception, match="needs matplotlib"):
         build_report([runs["base"].run_dir], tmp_path / "x.png")
 
@@ -201,8 +208,8 @@ def test_two_stacked_layers_train_predict_and_record_both_artifacts(assets, seco
         assert info.value.code == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and ("2 layer artifact(s)" in err or "is not the layer" in err), err
-    report = build_report([run_dir], plot_path=None, plot_required=False)
-    assert report.rows[0].group[-1].count("#") == 2
+    report = build_report([run_dir])
+    assert report.rows[0].layers.count("#") == 2
 
 
 def test_predict_with_a_moved_artifact_names_layer_artifact(runs, tmp_path, capsys):

@@ -78,3 +78,26 @@ def test_torchrun_two_cpu_ranks_with_gloo(assets, tmp_path):
     assert metrics["final"]["test"]["count"] == 96 and metrics["epochs"][0]["validation"]["count"] == 96
     assert metrics["final"]["test"]["accuracy"] >= 0.9
     assert not list(ddp.glob("*.tmp")) and (ddp / "checkpoint" / "pifi_trainable.safetensors").is_file()
+
+
+@pytest.mark.parametrize("family", ["qa", "seq2seq"])
+def test_torchrun_two_cpu_ranks_for_qa_and_seq2seq(family_runs, family, tmp_path):
+    """The one run flow under DDP in every family: the frozen layer is not broadcast (it is not a module
+    parameter DDP owns), metrics are gathered over the whole split, the files match a single process's."""
+    from family_fixtures import cli_args, options_for
+
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    common = cli_args(options_for(family_runs, family, batch_size=8, quiet=True))
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "cli"]
+    procs = [subprocess.Popen(torchrun + common + ["--output-dir", str(ddp)], cwd=ROOT, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+             subprocess.Popen([sys.executable, "-m", "cli", *common, "--output-dir", str(single)], cwd=ROOT,
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-2000:]
+    assert json.loads((ddp / "config.json").read_text())["world_size"] == 2
+    metrics, reference = (json.loads((d / "metrics.json").read_text()) for d in (ddp, single))
+    assert _layout(metrics) == _layout(reference)
+    rows = [json.loads(line) for line in (ddp / "predictions.jsonl").read_text().splitlines()]
+    assert len([r for r in rows if r["split"] == "test"]) == 32  # every test example, from both ranks
+    assert not list(ddp.glob("*.tmp")) and (ddp / "checkpoint" / "pifi_trainable.safetensors").is_file()

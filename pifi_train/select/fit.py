@@ -2,10 +2,11 @@
 
 :func:`encode` runs the SLM once over a split (eval mode, no gradients) and keeps what the plug sends to the
 layer: the pooled vector (``plug="cls"``, the paper's: (N, 1, H)) or every token's state (``plug="sequence"``:
-(N, T, H) with its mask; memory and the layer's cost per epoch grow with T). :func:`fit_layer` trains a
-:class:`~pifi_train.model.PifiModel` whose SLM is :class:`CachedSLM`, a stand-in that returns the cached states:
-L_in, L_out, the head, the plug, the pooling and ``--post-norm`` are PifiModel's own, the frozen layer (or a
-:class:`~pifi_train.frozen_stack.FrozenStack` of two, in order) is the run's. Adam, label-smoothed cross-entropy
+(N, T, H) with its mask; memory and the layer's cost per epoch grow with T). :func:`fit_layer` trains the
+classification family's :class:`~pifi_train.families.classification.model.SequenceClassifier` whose SLM is
+:class:`CachedSLM`, a stand-in that returns the cached states: L_in, L_out, the head, the plug, the pooling and
+``--post-norm`` are the classifier's own, the frozen layer (or a :class:`~pifi_train.frozen_stack.FrozenStack`
+of two, in order) is the run's. Adam, label-smoothed cross-entropy
 and gradient clipping as pifi's trainer; the score of a seed is its best epoch's validation accuracy (earliest on
 ties, as the trainer picks) with that epoch's loss; seeds are averaged.
 """
@@ -19,13 +20,16 @@ import torch
 from torch import nn
 
 from ..config import Precision, TrainConfig
-from ..data import Collator, Examples
-from ..model import ModelOptions, PifiModel, forward_input_names, pool, resolve_pooling
+from ..families.classification.data import Examples
+from ..families.classification.model import SequenceClassifier, pool, resolve_pooling
+from ..families.classification.trainer import Collator
+from ..options import ModelOptions
+from ..plugged import forward_input_names
 from ..trainer import autocast
 
 
 class CachedSLM(nn.Module):
-    """Stands in for the SLM inside PifiModel: ``input_ids`` are already its output states (B, T, H)."""
+    """Stands in for the SLM inside the classifier: ``input_ids`` are already its output states (B, T, H)."""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -121,7 +125,7 @@ def fit_layer(layer: nn.Module, train: EncodedSplit, validation: EncodedSplit, n
     accs, losses, curves = [], [], []
     for seed in options.seeds:
         torch.manual_seed(seed)
-        model = PifiModel(CachedSLM(slm_config), num_labels,
+        model = SequenceClassifier(CachedSLM(slm_config), num_labels,
                           ModelOptions("pifi", options.plug, options.attention, post_norm, options.pooling,
                                        options.dropout), layer).to(device)
         curve, curve_loss = _train(model, train, validation, options, seed, device, precision)
@@ -133,7 +137,7 @@ def fit_layer(layer: nn.Module, train: EncodedSplit, validation: EncodedSplit, n
     return FitScore(sum(accs) / len(accs), sum(losses) / len(losses), curves)
 
 
-def _train(model: PifiModel, train: EncodedSplit, validation: EncodedSplit, options: FitOptions, seed: int,
+def _train(model: SequenceClassifier, train: EncodedSplit, validation: EncodedSplit, options: FitOptions, seed: int,
            device: torch.device, precision: Precision) -> tuple[list[float], list[float]]:
     """(validation accuracy per epoch, validation loss per epoch)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -162,7 +166,7 @@ def _train(model: PifiModel, train: EncodedSplit, validation: EncodedSplit, opti
 
 
 @torch.no_grad()
-def evaluate(model: PifiModel, split: EncodedSplit, batch_size: int, device: torch.device,
+def evaluate(model: SequenceClassifier, split: EncodedSplit, batch_size: int, device: torch.device,
              precision: Precision) -> tuple[float, float]:
     """(accuracy, mean cross-entropy without smoothing) over a whole split."""
     model.eval()

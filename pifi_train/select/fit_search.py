@@ -68,9 +68,12 @@ def _train_config(config: SelectConfig) -> Any:
 def load_encoder(config: SelectConfig, device: str) -> tuple[Any, Any, str, dict[str, Any]]:
     """(SLM, tokenizer, pooling, description): the fine-tuned SLM of ``--slm-run``, else the pretrained ``--slm``."""
     if config.slm_run is not None:
-        from ..predict import load_run
+        from ..run_record import load_run
 
         run = load_run(config.slm_run, device=device)
+        if run.family.name != "classification":
+            raise ConfigError(f"--slm-run {config.slm_run} is a {run.family.name} run",
+                              "pass a classification run (e.g. the base run of a sweep)")
         return run.model.slm, run.tokenizer, run.options.pooling, {
             "slm": run.options.slm, "weights": "fine-tuned", "run": str(config.slm_run), "method": run.options.method}
     from ..config import TrainConfig
@@ -90,15 +93,16 @@ def run_fit_search(config: SelectConfig, progress: StepCallback | None = None, *
 
     from ..config import resolve_precision
     from ..families import family_of
-    from ..runner import load_task
+    from ..families.classification.runtime import load_data
     from .layer_stream import LayerStream
     from .stream import pick_device, source_config
 
-    if family_of(config.task) != "classification":
-        raise ConfigError(f"--score fit covers classification tasks; {config.task} is {family_of(config.task)}",
+    family = family_of(config.task).name
+    if family != "classification":
+        raise ConfigError(f"--score fit covers classification tasks; {config.task} is {family}",
                           "use pifi sweep for QA and seq2seq layers")
     started = time.perf_counter()
-    data = load_task(_train_config(config))
+    data = load_data(_train_config(config))
     dev = pick_device(config.device)
     precision = resolve_precision("auto", dev)
     source = open_source(config.llm, config.revision, token=token, gguf_file=config.gguf_file)

@@ -65,8 +65,8 @@ def rank_key(score: str) -> str:
 
 def load_samples(config: SelectConfig) -> tuple[list[str], np.ndarray, list[str]]:
     """Up to ``samples`` seeded random examples of the validation data; pairs joined as "a [SEP] b" (the fork)."""
-    from ..data import load_local_task
-    from ..tasks import load_builtin_task
+    from ..families.classification.data import load_local_task
+    from ..families.classification.tasks import load_builtin_task
 
     if config.task is not None:
         data = load_builtin_task(config.task, config.seed)

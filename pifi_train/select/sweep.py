@@ -1,19 +1,21 @@
 """``pifi sweep``: train PiFi once per layer and seed (plus the base SLM) and compare with ``pifi select``.
 
 Each layer is obtained once through the cache (:func:`layer_cache.get_or_extract_layers`), each run is
-:func:`pifi_train.runner.run_training`; the result is the accuracy per layer (the paper's Figure 2) and,
-given a ``selection.json``, Spearman's correlation between the select scores and those accuracies.
+:func:`pifi_train.runner.run_training`, in any task family; the result is the family's primary metric per
+layer (test, else validation: accuracy, QA F1, BLEU — the paper's Figures 2 and 3) and, given a
+``selection.json``, Spearman's correlation between the select scores and those numbers.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from pifi_extract.errors import ConfigError
 
+from ..families import FAMILIES, family_for
 from .config import parse_layers
 from .scoring import spearman
 
@@ -24,31 +26,34 @@ SWEEP_FILE = "sweep.json"
 
 @dataclass
 class SweepResult:
-    """Mean accuracy (test, else validation) per layer, the base SLM's, and the agreement with select."""
+    """The family's primary metric (test, else validation) per layer and seed, the base SLM's, and the
+    agreement with select."""
 
     layers: list[int]
-    accuracy: dict[str, list[float]]  # "base" | str(layer) -> one accuracy per seed
+    scores: dict[str, list[float]]  # "base" | str(layer) -> one value of ``metric`` per seed
     split: str
     output_dir: Path
+    metric: str = "accuracy"  # the family's primary metric (its key)
+    family: str = "classification"
     spearman: dict[str, float] = field(default_factory=dict)  # score name -> rho over the swept layers
     extracted_bytes: int = 0
 
     def mean(self, name: str) -> float:
-        values = self.accuracy[name]
+        values = self.scores[name]
         return sum(values) / len(values)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layers": self.layers, "split": self.split, "accuracy": self.accuracy,
-                "mean": {k: self.mean(k) for k in self.accuracy},
+        return {"family": self.family, "metric": self.metric, "layers": self.layers, "split": self.split,
+                "scores": self.scores, "mean": {k: self.mean(k) for k in self.scores},
                 "spearman": {k: None if v != v else v for k, v in self.spearman.items()},  # NaN (a constant side): null
                 "extracted_bytes": self.extracted_bytes}
 
 
-def run_accuracy(metrics: dict[str, Any]) -> tuple[float, str]:
+def run_score(metrics: dict[str, Any], key: str) -> tuple[float, str]:
+    """A finished run's ``key`` metric on test, else validation."""
     final = metrics.get("final") or {}
-    if final.get("test"):
-        return float(final["test"]["accuracy"]), "test"
-    return float(final["validation"]["accuracy"]), "validation"
+    split = "test" if final.get("test") else "validation"
+    return float(final[split][key]), split
 
 
 def run_sweep(
@@ -83,21 +88,23 @@ def run_sweep(
     extracted = [0]
     artifacts = get_or_extract_layers(llm, chosen, revision=revision, token=token, cache_dir=cache_dir,
                                       gguf_file=gguf_file, progress=lambda n, _t: extracted.__setitem__(0, extracted[0] + n))
-    jobs = [("base", replace(train, method="base", layer_artifact=None, output_dir=str(out / "base")))]
-    jobs += [(str(i), replace(train, method="pifi", layer_artifact=str(a.path), output_dir=str(out / f"layer-{i}")))
+    family = family_for(train)
+    metric = family.metrics.primary
+    jobs = [("base", train.for_method("base", output_dir=str(out / "base")))]
+    jobs += [(str(i), train.for_method("pifi", str(a.path), output_dir=str(out / f"layer-{i}")))
              for i, a in zip(chosen, artifacts)]
-    accuracy: dict[str, list[float]] = {}
+    swept: dict[str, list[float]] = {}
     split = "test"
     for k, (name, config) in enumerate(jobs):
         if progress is not None:
             progress(k, len(jobs), f"{'base' if name == 'base' else 'layer ' + name}")
         results = run_training(config, train_progress)
-        pairs = [run_accuracy(r.metrics) for r in results]
-        accuracy[name] = [a for a, _ in pairs]
+        pairs = [run_score(r.metrics, metric) for r in results]
+        swept[name] = [a for a, _ in pairs]
         split = pairs[0][1]
     if progress is not None:
         progress(len(jobs), len(jobs), "done")
-    result = SweepResult(chosen, accuracy, split, out, extracted_bytes=extracted[0])
+    result = SweepResult(chosen, swept, split, out, metric, family.name, extracted_bytes=extracted[0])
     for score_name, per_layer in scores.items():
         common = [i for i in chosen if i in per_layer]
         if len(common) >= 2:
@@ -108,7 +115,8 @@ def run_sweep(
 
 
 def plot_sweep(result: SweepResult, path: str | Path) -> Path:
-    """Accuracy per layer (mean over seeds) with the base SLM as a line (the paper's Figure 2); needs matplotlib."""
+    """The metric per layer (mean over seeds) with the base SLM as a line (the paper's Figures 2, 3); needs
+    matplotlib."""
     try:
         import matplotlib
 
@@ -117,10 +125,12 @@ def plot_sweep(result: SweepResult, path: str | Path) -> Path:
     except ImportError as err:
         raise ConfigError("plotting needs matplotlib", "pip install 'pifi[plot]', or drop --plot") from err
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(result.layers, [100 * result.mean(str(i)) for i in result.layers], marker="o", label="+ PiFi (layer)")
-    ax.axhline(100 * result.mean("base"), color="grey", linestyle="--", label="base SLM")
+    metric = FAMILIES[result.family].metrics.metric(result.metric)
+    ax.plot(result.layers, [metric.points(result.mean(str(i))) for i in result.layers], marker="o",
+            label="+ PiFi (layer)")
+    ax.axhline(metric.points(result.mean("base")), color="grey", linestyle="--", label="base SLM")
     ax.set_xlabel("LLM layer")
-    ax.set_ylabel(f"{result.split} accuracy (%)")
+    ax.set_ylabel(f"{result.split} {result.metric}")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -7,18 +7,15 @@ prefix ("translate English to German: ", "summarize: "); other SLMs none, unless
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 from pifi_extract.errors import ConfigError, OfflineError
 
-from ..data import read_table
+from ...splits import seeded_holdout
+from ...tables import read_table
 
-IGNORE_INDEX = -100  # label positions that never enter the loss (padding)
 
 
 @dataclass
@@ -43,6 +40,7 @@ class Seq2SeqData:
     test: Pairs | None
     t5_prefix: str = ""  # the prefix a T5 SLM gets for this task
     source: dict[str, Any] = field(default_factory=dict)
+    extra_tests: dict[str, Pairs] = field(default_factory=dict)  # --extra-test name -> pairs
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ TASKS = {
 }
 
 
-def _pairs(rows: list[dict[str, Any]], source: str, target: str, where: str) -> Pairs:
+def pairs_from_rows(rows: list[dict[str, Any]], source: str, target: str, where: str) -> Pairs:
     if not rows:
         raise ConfigError(f"{where} has no rows")
     for column in (source, target):
@@ -73,15 +71,12 @@ def _pairs(rows: list[dict[str, Any]], source: str, target: str, where: str) -> 
 def load_local_pairs(train: Path, validation: Path | None, test: Path | None, source: str, target: str,
                      fraction: float, seed: int) -> Seq2SeqData:
     """CSV/TSV/JSONL files; without a validation file a seeded ``fraction`` of train is held out."""
-    pairs = _pairs(read_table(train), source, target, str(train))
+    pairs = pairs_from_rows(read_table(train), source, target, str(train))
     if validation is not None:
-        held = _pairs(read_table(validation), source, target, str(validation))
+        held = pairs_from_rows(read_table(validation), source, target, str(validation))
     else:
-        order = list(range(len(pairs)))
-        random.Random(seed).shuffle(order)
-        cut = int(len(order) * fraction)
-        pairs, held = pairs.subset(order[cut:]), pairs.subset(order[:cut])
-    tested = _pairs(read_table(test), source, target, str(test)) if test is not None else None
+        pairs, held = seeded_holdout(pairs, fraction, seed)
+    tested = pairs_from_rows(read_table(test), source, target, str(test)) if test is not None else None
     return Seq2SeqData(Path(train).stem, pairs, held, tested,
                        source={"train_file": str(train), "validation_file": str(validation) if validation else None,
                                "test_file": str(test) if test else None})
@@ -114,24 +109,11 @@ def load_builtin_pairs(name: str, cache_dir: str | None = None) -> Seq2SeqData:
                        spec.t5_prefix, {"task": name, "dataset": spec.path, "config": spec.config_name})
 
 
-class Seq2SeqCollator:
-    """Indices -> input_ids, attention_mask (B, T) and labels (B, L) with padding set to -100."""
-
-    def __init__(self, pairs: Pairs, tokenizer: Any, prefix: str, max_length: int, max_target_length: int) -> None:
-        self.pairs, self.tokenizer, self.prefix = pairs, tokenizer, prefix
-        self.max_length, self.max_target_length = max_length, max_target_length
-
-    def sources(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        texts = [self.prefix + self.pairs.sources[i] for i in indices]
-        return dict(self.tokenizer(texts, max_length=self.max_length, truncation=True, padding=True,
-                                   return_tensors="pt"))
-
-    def __call__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
-        batch = {k: v for k, v in self.sources(indices).items() if k in ("input_ids", "attention_mask")}
-        labels = self.tokenizer(text_target=[self.pairs.targets[i] for i in indices],
-                                max_length=self.max_target_length, truncation=True, padding=True,
-                                return_tensors="pt")
-        ids = labels["input_ids"]  # (B, L)
-        batch["labels"] = ids.masked_fill(labels["attention_mask"] == 0, IGNORE_INDEX)  # (B, L)
-        batch["index"] = torch.tensor(list(indices), dtype=torch.long)
-        return batch
+def load_extra_test(reference: str, source: str, target: str) -> Pairs:
+    """One --extra-test set: a local file with the run's columns, or a built-in task's test split."""
+    if reference.lower() in TASKS and not Path(reference).is_file():
+        test = load_builtin_pairs(reference.lower()).test
+        if test is None:
+            raise ConfigError(f"--extra-test {reference}: the task has no test split")
+        return test
+    return pairs_from_rows(read_table(Path(reference)), source, target, reference)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from pifi_extract.errors import ConfigError
 
 
-def _require() -> tuple[Any, Any]:
+def require_generation() -> tuple[Any, Any]:
     try:
         import sacrebleu
         from rouge_score import rouge_scorer
@@ -26,7 +26,7 @@ def _require() -> tuple[Any, Any]:
 
 def generation_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Corpus metrics of hypotheses against one reference each (empty corpus: zeros)."""
-    sacrebleu, rouge_scorer = _require()
+    sacrebleu, rouge_scorer = require_generation()
     if len(hypotheses) != len(references):
         raise ConfigError(f"{len(hypotheses)} hypotheses but {len(references)} references")
     hyps, refs = list(hypotheses), list(references)
@@ -41,3 +41,10 @@ def generation_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> 
     for key in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
         metrics[key] = 100 * fmean(s[key].fmeasure for s in scores)
     return metrics
+
+
+def bleu_of(rows: Sequence[dict[str, Any]], indices: Sequence[int]) -> float:
+    """sacreBLEU of the per-example rows ``indices`` (predictions.jsonl) as one corpus, for the paired bootstrap."""
+    sacrebleu, _ = require_generation()
+    return float(sacrebleu.corpus_bleu([rows[i]["prediction"] for i in indices],
+                                       [[rows[i]["reference"] for i in indices]]).score)

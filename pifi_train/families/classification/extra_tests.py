@@ -1,6 +1,5 @@
-"""Paper-faithful data handling and the domain-shift test sets (Table 3, Table 19).
+"""The domain-shift test sets of a classification run (``--extra-test``, the paper's Table 3).
 
-:func:`stratified_fraction` keeps a seeded, per-class share of a training set (``--train-fraction``).
 :func:`load_extra_test` reads one more test set (``--extra-test``: a built-in task's test split or a
 local file with the run's columns) and maps its labels BY NAME onto the run's labels; label sets
 that do not match are refused with both of them listed.
@@ -8,13 +7,13 @@ that do not match are refused with both of them listed.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any, Sequence
 
 from pifi_extract.errors import ConfigError
 
-from .data import Examples, label_key, read_table, require_columns
+from ...tables import read_table, require_columns
+from .data import Examples, label_key
 
 # names meaning the same class in the paper's datasets (imdb says neg/pos, tweet_eval negative/positive)
 LABEL_ALIASES = {"neg": "negative", "pos": "positive"}
@@ -23,22 +22,6 @@ LABEL_ALIASES = {"neg": "negative", "pos": "positive"}
 def _canonical(name: str) -> str:
     name = str(name).strip().lower()
     return LABEL_ALIASES.get(name, name)
-
-
-def stratified_fraction(examples: Examples, fraction: float, seed: int) -> Examples:
-    """A seeded share ``fraction`` of every class (at least one example each), in the original order."""
-    if fraction >= 1.0:
-        return examples
-    by_class: dict[int, list[int]] = {}
-    for i, label in enumerate(examples.labels):
-        by_class.setdefault(label, []).append(i)
-    rng = random.Random(seed)
-    keep: list[int] = []
-    for label in sorted(by_class):
-        members = by_class[label][:]
-        rng.shuffle(members)
-        keep.extend(members[:max(1, round(len(members) * fraction))])
-    return examples.subset(sorted(keep))
 
 
 def map_labels(source_names: Sequence[str], run_names: Sequence[str], what: str) -> dict[int, int]:

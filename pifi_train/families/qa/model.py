@@ -1,7 +1,7 @@
 """The span model: SLM -> every token -> L_in -> frozen layer (padding mask) -> L_out -> start/end logits.
 
-Reuses :class:`pifi_train.model.PifiModel` (its L_in, frozen layer, L_out, frozen-layer handling,
-trainable-only state dict) with the classification head replaced by ``Linear(H, 2)``. Positions outside
+The frozen-layer handling (frozen, eval mode, never in a checkpoint) is :class:`pifi_train.plugged.PluggedModel`'s;
+the head is ``Linear(H, 2)``. Positions outside
 ``answer_mask`` (padding, question, special tokens; CLS is allowed for v2's no-answer) get a logit of
 ``-1e4`` (fp16-safe), so they never win the argmax nor receive probability mass.
 """
@@ -11,17 +11,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..model import ModelOptions, PifiModel
+from ...options import ModelOptions
+from ...plugged import PluggedModel, forward_input_names
 
 MASKED = -1e4
 
 
-class PifiSpanModel(PifiModel):
-    """``method="base"``: the SLM with the same span head; ``pifi``: every token through the layer."""
+class PifiSpanModel(PluggedModel):
+    """``method="base"``: the SLM with the span head; ``pifi``: every token through the layer."""
 
     def __init__(self, slm: nn.Module, options: ModelOptions, layer) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(slm, 2, options, layer)
-        self.head = nn.Linear(int(slm.config.hidden_size), 2)
+        super().__init__()
+        self.options = options
+        self.slm = slm
+        hidden = int(slm.config.hidden_size)
+        self.slm_inputs = set(forward_input_names(slm))
+        if self.check_layer(layer, options.method, options.post_norm, options.train_layer):
+            self.l_in = nn.Linear(hidden, int(layer.hidden_size), bias=False)
+            self.attach_layer(layer)
+            self.l_out = nn.Linear(int(layer.hidden_size), hidden, bias=False)
+        self.head = nn.Linear(hidden, 2)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,  # type: ignore[override]
                 answer_mask: torch.Tensor | None = None, **inputs: torch.Tensor) -> torch.Tensor:
@@ -30,7 +39,8 @@ class PifiSpanModel(PifiModel):
         hidden = self.slm(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state  # (B,T,H)
         if self.has_layer:
             x = self.l_in(hidden)  # (B, T, H_llm)
-            y = self._through_layer(x, attention_mask, causal=self.options.attention == "causal")  # (B, T, H_llm)
+            y = self.through_layer(x, attention_mask, self.options.attention == "causal",
+                                   self.options.post_norm)  # (B, T, H_llm)
             hidden = self.l_out(y)  # (B, T, H)
         logits = self.head(hidden).float()  # (B, T, 2)
         allowed = attention_mask.bool() if answer_mask is None else answer_mask & attention_mask.bool()  # (B, T)

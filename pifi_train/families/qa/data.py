@@ -11,12 +11,25 @@ at most ``max_answer_length`` tokens, v2's no-answer score against a threshold).
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from pifi_extract.errors import ConfigError, SourceNotFoundError
+
+QA_TASKS = ("squad", "squad_v2")
+PROTOCOLS = ("standard", "paper")
+STANDARD_MAX_LENGTH, PAPER_MAX_LENGTH = 384, 100  # the standard protocol's windows; the authors' truncation
+
+
+def default_max_length(config: Any) -> int:
+    """384 tokens under the standard protocol (stride windows), 100 under --protocol paper."""
+    return PAPER_MAX_LENGTH if config.protocol == "paper" else STANDARD_MAX_LENGTH
+
+
+def max_length_of(config: Any) -> int:
+    """The run's window length: --max-length, else the protocol's."""
+    return config.max_length if config.max_length is not None else default_max_length(config)
 
 
 @dataclass
@@ -38,7 +51,7 @@ class QaTaskData:
     test: list[QaExample] | None
     v2: bool = False
     source: dict[str, Any] = field(default_factory=dict)
-    label_names: list[str] = field(default_factory=list)
+    extra_tests: dict[str, list[QaExample]] = field(default_factory=dict)  # --extra-test name -> examples
 
 
 def _answers(raw: Any) -> tuple[list[str], list[int]]:
@@ -61,26 +74,31 @@ def read_squad(path: str | Path) -> list[QaExample]:
     path = Path(path)
     if not path.is_file():
         raise SourceNotFoundError(f"data file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {err.start})", "re-save it as UTF-8") from None
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError, ValueError):
         whole = None
     rows: list[dict[str, Any]] = []
-    if isinstance(whole, dict) and "data" in whole:
-        for article in whole["data"]:
-            for paragraph in article["paragraphs"]:
-                rows += [{**qa, "context": paragraph["context"]} for qa in paragraph["qas"]]
-    else:
-        try:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is neither SQuAD JSON nor JSONL: {err.msg}") from err
     try:
+        if isinstance(whole, dict) and "data" in whole:
+            for article in whole["data"]:
+                for paragraph in article["paragraphs"]:
+                    rows += [{**qa, "context": paragraph["context"]} for qa in paragraph["qas"]]
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         examples = [example_from_row(row, i) for i, row in enumerate(rows)]
-    except (KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{path}: a row lacks question/context/answers ({err})",
-                          "QA rows need id, question, context and answers {text, answer_start}") from err
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is neither SQuAD JSON nor JSONL: {err.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be SQuAD data") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(f"{path}: not SQuAD data (a row or paragraph lacks question/context/answers/qas: {err})",
+                          "QA data is the official SQuAD JSON, or JSONL rows with id, question, context and "
+                          "answers {text, answer_start}") from None
     if not examples:
         raise ConfigError(f"{path} holds no questions")
     return examples
@@ -116,13 +134,6 @@ def load_hub_squad(task: str) -> tuple[list[QaExample], list[QaExample]]:
             [example_from_row(r, i) for i, r in enumerate(loaded["validation"])])
 
 
-def seeded_holdout(examples: list[QaExample], fraction: float, seed: int) -> tuple[list[QaExample], list[QaExample]]:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    cut = int(len(order) * fraction)
-    return [examples[i] for i in sorted(order[cut:])], [examples[i] for i in sorted(order[:cut])]
-
-
 # ---- windows -----------------------------------------------------------------------------------
 
 
@@ -143,8 +154,10 @@ class QaFeatures:
 
 
 def featurize(examples: Sequence[QaExample], tokenizer: Any, max_length: int, doc_stride: int,
-              overflow: bool = True) -> QaFeatures:
-    """Question + context windows (``overflow=False``: one window per example, the paper's protocol)."""
+              overflow: bool = True, cut_answers: str = "cls") -> QaFeatures:
+    """Question + context windows (``overflow=False``: one window per example, the paper's protocol). An answer
+    the window holds only in part is labelled CLS (``cut_answers="cls"``) or from its start to the window's
+    last context token (``"truncate"``)."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError("QA needs a fast tokenizer (offset mapping)", "use an SLM with a tokenizer.json")
     right = tokenizer.padding_side == "right"
@@ -166,6 +179,8 @@ def featurize(examples: Sequence[QaExample], tokenizer: Any, max_length: int, do
             if inside and offsets[inside[0]][0] <= first and offsets[inside[-1]][1] >= last:
                 start = next(t for t in inside if offsets[t][1] > first)
                 end = next(t for t in reversed(inside) if offsets[t][0] < last)
+            elif cut_answers == "truncate" and inside and offsets[inside[0]][0] <= first < offsets[inside[-1]][1]:
+                start, end = next(t for t in inside if offsets[t][1] > first), inside[-1]
         feats.input_ids.append(list(ids))
         if feats.token_type_ids is not None:
             feats.token_type_ids.append(list(enc["token_type_ids"][i]))
@@ -225,7 +240,9 @@ def best_answers(examples: Sequence[QaExample], features: QaFeatures, start_logi
                  v2: bool = False, null_threshold: float = 0.0) -> list[Answer]:
     """Each example's answer: the best-scoring (start + end) context span over its windows among the
     ``n_best`` starts and ends of each, at most ``max_answer_length`` tokens; for v2 "" when the lowest
-    no-answer score (CLS start + end) beats the best span by more than ``null_threshold``."""
+    no-answer score (CLS start + end) beats the best span by more than ``null_threshold``. When no window
+    offers a valid span at all (v1.1 too), the answer is "" — scored as no answer — where transformers' run_qa
+    post-processing writes the word "empty" (which a gold answer "empty" would match)."""
     windows: dict[int, list[int]] = {}
     for w, e in enumerate(features.example):
         windows.setdefault(e, []).append(w)

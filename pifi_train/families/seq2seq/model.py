@@ -5,8 +5,9 @@ and ``generate`` drive both arms with one decoding configuration, and every beha
 SLM stays its own (T5's rescaling before the tied lm_head, BART's decoder start token).
 ``method="base"`` is the untouched ``AutoModelForSeq2SeqLM`` (plain fine-tuning).
 
-The frozen layer is registered once, at ``Seq2SeqPifi.layer`` (so checkpoints and DDP skip the
-``layer.`` prefix as for classification); the encoder wrapper only holds a reference to it.
+The frozen layer is registered once, at ``Seq2SeqPifi.layer`` (:class:`pifi_train.plugged.PluggedModel`:
+frozen, eval mode, out of checkpoints and DDP broadcasts, as in every family); the encoder wrapper only holds
+a reference to it. ``Seq2SeqPifi.slm`` is the whole ``AutoModelForSeq2SeqLM`` (what ``--method lora`` wraps).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from pifi_extract.errors import ArtifactError, ConfigError
+from pifi_extract.errors import UnsupportedModelError
 
-ATTENTIONS = ("bidirectional", "causal")
+from ...options import ModelOptions
+from ...plugged import PluggedModel
+from ...slm import load_pretrained
 
 
 class PluggedEncoder(nn.Module):
@@ -63,77 +66,44 @@ class PluggedEncoder(nn.Module):
         return out
 
 
-class Seq2SeqPifi(nn.Module):
+class Seq2SeqPifi(PluggedModel):
     """An ``AutoModelForSeq2SeqLM`` with (``method="pifi"``) the frozen layer plugged after its encoder."""
 
-    def __init__(self, seq2seq: nn.Module, layer: nn.Module | None, method: str = "pifi",
-                 attention: str = "bidirectional", post_norm: bool = False) -> None:
+    def __init__(self, seq2seq: nn.Module, layer: nn.Module | None, options: ModelOptions) -> None:
         super().__init__()
-        if attention not in ATTENTIONS:
-            raise ConfigError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
-        self.method = method
-        self.seq2seq = seq2seq
+        self.options = options
+        self.slm = seq2seq
         self.slm_inputs = {"input_ids", "attention_mask"}
-        if method == "pifi":
-            if layer is None:
-                raise ConfigError("--method pifi needs a layer artifact (--layer-artifact)")
-            if post_norm and getattr(layer, "final_norm", None) is None:
-                raise ArtifactError("--post-norm needs the LLM's final norm, and this artifact has none")
-            self.layer = layer
-            for param in layer.parameters():
-                param.requires_grad_(False)
-            layer.eval()
+        if self.check_layer(layer, options.method, options.post_norm, options.train_layer):
+            self.attach_layer(layer)
             hidden = int(seq2seq.config.d_model)
-            seq2seq.set_encoder(PluggedEncoder(seq2seq.get_encoder(), hidden, layer, attention == "causal",
-                                               post_norm))
-
-    @property
-    def has_layer(self) -> bool:
-        return self.method == "pifi"
+            seq2seq.set_encoder(PluggedEncoder(seq2seq.get_encoder(), hidden, layer, options.attention == "causal",
+                                               options.post_norm))
 
     @property
     def plug(self) -> PluggedEncoder:
-        return self.seq2seq.get_encoder()
-
-    def train(self, mode: bool = True) -> "Seq2SeqPifi":
-        """Train everything but the frozen layer (always eval: no dropout)."""
-        super().train(mode)
-        if self.has_layer:
-            self.layer.eval()
-        return self
+        return self.slm.get_encoder()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 labels: torch.Tensor) -> torch.Tensor:
         """Decoder logits (B, L, V) with teacher forcing on ``labels`` (-100 = padding)."""
-        return self.seq2seq(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+        return self.slm(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **decoding: Any) -> torch.Tensor:
-        return self.seq2seq.generate(input_ids=input_ids, attention_mask=attention_mask, **decoding)
-
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Every tensor except the frozen layer's (what a checkpoint holds)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("layer.")}
+        return self.slm.generate(input_ids=input_ids, attention_mask=attention_mask, **decoding)
 
 
-def load_seq2seq_slm(name: str, config: Any | None = None, pretrained: bool = True) -> nn.Module:
-    """An ``AutoModelForSeq2SeqLM`` in fp32 (pretrained, or random from ``config``); no remote code."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
-
-    from ..slm import _translate
-    from pifi_extract.errors import UnsupportedModelError
-
-    try:
-        config = config if config is not None else AutoConfig.from_pretrained(name, trust_remote_code=False)
-    except (OSError, ValueError) as err:
-        raise _translate(name, err) from err
+def check_encoder_decoder(name: str, config: Any) -> Any:
+    """Refuse an SLM that is not an encoder-decoder model (seq2seq runs need ``AutoModelForSeq2SeqLM``)."""
     if not getattr(config, "is_encoder_decoder", False):
         raise UnsupportedModelError(f"--slm {name} is not an encoder-decoder model ({config.model_type})",
                                     "seq2seq runs need T5, BART, mT5, ... (AutoModelForSeq2SeqLM)")
-    try:
-        if pretrained:
-            return AutoModelForSeq2SeqLM.from_pretrained(name, config=config, dtype=torch.float32,
-                                                         trust_remote_code=False)
-        return AutoModelForSeq2SeqLM.from_config(config, dtype=torch.float32)
-    except (OSError, ValueError) as err:
-        raise _translate(name, err) from err
+    return config
+
+
+def load_seq2seq_slm(name: str, config: Any, pretrained: bool = True) -> nn.Module:
+    """An ``AutoModelForSeq2SeqLM`` in fp32 (pretrained safetensors weights, or random from ``config``)."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    return load_pretrained(AutoModelForSeq2SeqLM, name, check_encoder_decoder(name, config), pretrained)
