@@ -79,6 +79,12 @@ def select_phase(llm: str, data: Path, out: Path, **kw: Any) -> dict[str, Any]:
     return result.to_dict()
 
 
+def per_seed_scores(sweep: dict[str, Any]) -> dict[str, list[float]]:
+    """"base" | str(layer) -> the sweep's test accuracy per seed (sweep.json says "scores"; before the task
+    families, "accuracy")."""
+    return sweep["scores"] if "scores" in sweep else sweep["accuracy"]
+
+
 def agreement(scores: dict[int, float], sweep: dict[str, Any], layers: list[int]) -> dict[str, Any]:
     """Spearman with the mean accuracy, top-1/top-3 hits (mean and per seed) over ``layers``."""
     from pifi_train.select.scoring import rank, spearman
@@ -90,7 +96,8 @@ def agreement(scores: dict[int, float], sweep: dict[str, Any], layers: list[int]
         order = [layers[i] for i in sorted(range(len(layers)), key=lambda i: (-acc[i], i))]
         return picked == order[0], picked in order[:3]
 
-    per_seed = [hits([sweep["accuracy"][str(i)][s] for i in layers]) for s in range(len(sweep["accuracy"]["base"]))]
+    seeds = per_seed_scores(sweep)
+    per_seed = [hits([seeds[str(i)][s] for i in layers]) for s in range(len(seeds["base"]))]
     top1, top3 = hits(mean)
     return {"spearman": spearman([scores[i] for i in layers], mean), "picked": picked,
             "picked_accuracy": sweep["mean"][str(picked)], "top1": top1, "top3": top3,
@@ -102,11 +109,12 @@ def reliability(sweep: dict[str, Any], layers: list[int]) -> float:
     """Mean over seeds of Spearman(this seed's accuracies, the mean of the other seeds')."""
     from pifi_train.select.scoring import spearman
 
-    n = len(sweep["accuracy"]["base"])
+    seeds = per_seed_scores(sweep)
+    n = len(seeds["base"])
     rhos = []
     for s in range(n):
-        mine = [sweep["accuracy"][str(i)][s] for i in layers]
-        rest = [sum(v for k, v in enumerate(sweep["accuracy"][str(i)]) if k != s) / (n - 1) for i in layers]
+        mine = [seeds[str(i)][s] for i in layers]
+        rest = [sum(v for k, v in enumerate(seeds[str(i)]) if k != s) / (n - 1) for i in layers]
         rhos.append(spearman(mine, rest))
     return sum(rhos) / len(rhos)
 
@@ -163,7 +171,8 @@ def main() -> None:
     report = {
         "setup": {**vars(args), "json": str(args.json), "work": str(args.work), "data": sizes, "llm": llm, "slm": slm,
                   "cpu_count": os.cpu_count(), "box": "shared 2-core machine (other jobs running)"},
-        "sweep": {k: sweep[k] for k in ("layers", "split", "accuracy", "mean", "spearman")},
+        "sweep": {"layers": sweep["layers"], "split": sweep["split"], "accuracy": per_seed_scores(sweep),
+                  "mean": sweep["mean"], "spearman": sweep["spearman"]},
         "sweep_reliability_spearman": reliability(sweep, layers),
         "agreement": table,
         "seconds": {"sweep": sweep["wall_s"], "jobs": sweep["runs"], "mean_run": sum(run_s) / max(1, len(run_s)),
