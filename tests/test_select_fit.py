@@ -298,3 +298,33 @@ def test_a_layer_with_non_finite_states_is_scored_none_and_ranked_last(tmp_path,
     broken = ("2", "3", "3+norm")
     assert all(rows[n]["probe"] is None and rows[n]["ilm"] is None and rows[n]["nonfinite"] for n in broken)
     assert sorted(rows[n]["rank"] for n in broken) == [3, 4, 5] and "—" in out
+
+
+@pytest.mark.parametrize("plug", ["cls", "sequence"])
+def test_cached_states_give_the_real_classifiers_logits(assets, plug):  # noqa: F811
+    """The fit's model (the classifier around a stand-in SLM that returns the cached states) computes what the
+    classifier with the real SLM computes, given the same L_in, L_out and head."""
+    from pifi_train.families.classification.data import Examples
+    from pifi_train.families.classification.model import SequenceClassifier
+    from pifi_train.options import ModelOptions
+    from pifi_train.select.fit import CachedSLM, encode
+    from pifi_train.slm import load_slm, load_tokenizer
+    from train_fixtures import synthetic_rows
+
+    rows = synthetic_rows(12, seed=4)
+    examples = Examples([r["text"] for r in rows], None, [r["label"] for r in rows])
+    slm, tok = load_slm(str(assets["bert"])), load_tokenizer(str(assets["bert"]))
+    layer = load_layer(assets["artifact"])
+    options = ModelOptions("pifi", plug, "bidirectional", False, "auto", 0.2)
+    torch.manual_seed(0)
+    real = SequenceClassifier(slm, 2, options, layer).eval()
+    cached = SequenceClassifier(CachedSLM(slm.config), 2, options, layer).eval()
+    cached.load_state_dict({k: v for k, v in real.state_dict().items() if not k.startswith("slm.")})
+    split = encode(slm, tok, examples, plug=plug, pooling="auto", max_length=16, batch_size=5, device=CPU,
+                   precision=FP32)
+    x, mask, _ = split.batch(torch.arange(12), CPU)
+    enc = tok(examples.texts, padding=True, truncation=True, max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        expected = real(**enc)  # (B, C)
+        got = cached(input_ids=x, attention_mask=mask)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
