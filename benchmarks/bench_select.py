@@ -1,11 +1,18 @@
 """Benchmark `pifi select` over a loopback Hub: bytes served and peak RSS growth for 4, 16 and 32 layers.
 
     python benchmarks/bench_select.py             # prints a table, writes benchmarks/results/select.json
+    python benchmarks/bench_select.py --cost      # the fast search's cost ratio, benchmarks/results/select_cost.json
 
 Every model has the same layer shape (llama, hidden 512, MLP 1536, vocab 8192, bf16, 20 MB shards) and only
 the depth changes, so a streaming select must read ~one layer more per layer and keep its peak RSS flat.
 Each run is a fresh subprocess (RSS growth = peak RSS minus RSS after imports) scoring 64 samples of the
 synthetic keyword task with --score both, served by the test suite's Hub server (tests/hub_server.py).
+
+``--cost``: on the `pifi demo` assets (SmolLM2-135M Q4_1 GGUF, 30 layers; all-MiniLM-L6-v2; Rotten Tomatoes, the
+demo's split cut to --train/--eval examples, --max-length 64), the wall time of `pifi select --score fit` over all
+30 layers (pretrained SLM; then again with --pairs top:4) and of one `pifi train` of PiFi with the last layer on
+the same data and epochs, each a fresh process with OMP_NUM_THREADS=1 (a shared box: one thread avoids
+oversubscription); the cost ratio is the search's wall over the training run's.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,11 +85,60 @@ def run_depth(layers: int, work: Path, data: Path) -> dict:
             "wall_s": r["wall_s"], "embedding_rows": r["embedding_rows"], "best": r["best"]}
 
 
+def timed_cli(args: list[str], env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import cli; cli.main()", *args], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def cost(args: argparse.Namespace) -> None:
+    from pifi_train.demo import DemoOptions, load_reviews, write_splits
+    from pifi_train.demo_assets import find_assets
+
+    assets = find_assets()
+    with tempfile.TemporaryDirectory(prefix="bench_select_cost_") as tmp:
+        work = Path(tmp)
+        texts, labels = load_reviews(assets["data"])
+        write_splits(texts, labels, work, DemoOptions(train_size=args.train, eval_size=args.eval))
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "PIFI_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1",
+               "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        data = ["--train-file", str(work / "train.csv"), "--validation-file", str(work / "validation.csv"),
+                "--max-length", str(args.max_length)]
+        llm = str(assets["llm"])
+        select = ["select", "--llm", llm, "--score", "fit", "--slm", str(assets["slm"]), *data, "-q"]
+        out = {"train": args.train, "validation": args.eval, "max_length": args.max_length, "epochs": 3,
+               "box": "shared 2-core machine (other jobs running), OMP_NUM_THREADS=1"}
+        out["fit_all_layers_s"] = timed_cli([*select, "-o", str(work / "fit.json")], env)
+        out["fit_all_layers_pairs_top4_s"] = timed_cli([*select, "--pairs", "top:4", "-o", str(work / "p.json")], env)
+        fit = json.loads((work / "p.json").read_text())["fit"]
+        out["fit_detail"] = fit["seconds"]
+        out["pairs"] = fit["pairs"]
+        timed_cli(["extract", "--llm", llm, "--layer", "-1", "-q"], env)  # into the cache, as a sweep does first
+        out["train_one_run_s"] = timed_cli(["train", *data, "--test-file", str(work / "test.csv"), "--slm",
+                                            str(assets["slm"]), "--layer-artifact", f"{llm}:-1", "--epochs", "3",
+                                            "--output-dir", str(work / "run"), "-q"], env)
+    out["ratio_fit"] = out["fit_all_layers_s"] / out["train_one_run_s"]
+    out["ratio_fit_with_pairs"] = out["fit_all_layers_pairs_top4_s"] / out["train_one_run_s"]
+    print(json.dumps(out, indent=1))
+    args.cost_json.parent.mkdir(parents=True, exist_ok=True)
+    args.cost_json.write_text(json.dumps(out, indent=2))
+    print(f"wrote {args.cost_json}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/select.json"))
     parser.add_argument("--depths", nargs="+", type=int, default=list(DEPTHS))
+    parser.add_argument("--cost", action="store_true", help="measure the fast search's cost ratio instead")
+    parser.add_argument("--cost-json", type=Path, default=Path("benchmarks/results/select_cost.json"))
+    parser.add_argument("--train", type=int, default=400)
+    parser.add_argument("--eval", type=int, default=200)
+    parser.add_argument("--max-length", type=int, default=64)
     args = parser.parse_args()
+    if args.cost:
+        cost(args)
+        return
     from train_fixtures import synthetic_rows, write_jsonl
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -37,9 +37,9 @@ def select(
     text_pair_column: PairOpt = S("text_pair_column"),
     label_column: LabelOpt = S("label_column"),
     samples: Annotated[int, typer.Option("--samples", help="Seeded random samples of the validation data.")] = S("samples"),
-    score: Annotated[str, typer.Option("--score", help="ilm (the PIFI-ILM fork's, 555ad63), probe (held-out k-fold logistic accuracy) or both (ranked by probe).")] = S("score"),
+    score: Annotated[str, typer.Option("--score", help="ilm (the PIFI-ILM fork's, 555ad63), probe (held-out k-fold logistic accuracy), both (ranked by probe) or fit (train L_in, L_out and the head through each layer on cached SLM states).")] = S("score"),
     pooling: Annotated[str, typer.Option("--pooling", help="mean (over real tokens) or last (last real token).")] = S("pooling"),
-    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per sample.")] = S("max_length"),
+    max_length: Annotated[int, typer.Option("--max-length", help="Tokens per sample (fit: the SLM's, as pifi train's).")] = S("max_length"),
     layers: LayersOpt = S("layers"),
     folds: Annotated[int, typer.Option("--folds", help="Stratified folds of the probe score.")] = S("folds"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample draw and the folds.")] = S("seed"),
@@ -49,6 +49,15 @@ def select(
     device: DeviceOpt = S("device"),
     cache_layers: Annotated[bool, typer.Option("--cache-layers", help="Store every layer read in the pifi cache.")] = S("cache_layers"),
     extract_top: Annotated[int, typer.Option("--extract-top", help="Store the best K layers in the pifi cache.")] = S("extract_top"),
+    slm: Annotated[str, typer.Option("--slm", help="fit: the small LM that encodes the data (pretrained).")] = S("slm"),
+    slm_run: Annotated[Optional[str], typer.Option("--slm-run", help="fit: encode with the fine-tuned SLM of this pifi train run (e.g. the base run of a sweep) instead.")] = S("slm_run"),
+    plug: Annotated[str, typer.Option("--plug", help="fit: cls (the pooled vector crosses the layer) or sequence (every token: cost grows with length).")] = S("plug"),
+    max_train_samples: Annotated[Optional[int], typer.Option("--max-train-samples", help="fit: training examples (as pifi train).")] = S("max_train_samples"),
+    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", help="fit: validation examples scored (as pifi train).")] = S("max_eval_samples"),
+    fit_epochs: Annotated[int, typer.Option("--fit-epochs", help="fit: epochs per layer.")] = S("fit_epochs"),
+    fit_lr: Annotated[float, typer.Option("--fit-lr", help="fit: Adam learning rate of L_in, L_out and the head.")] = S("fit_lr"),
+    fit_seeds: Annotated[int, typer.Option("--fit-seeds", help="fit: seeds per layer (scores averaged).")] = S("fit_seeds"),
+    pairs: Annotated[Optional[str], typer.Option("--pairs", help="fit: also train pairs of layers: top:K (pairs among the K best) or adjacent:K (the K best with their neighbours).")] = S("pairs"),
     plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG of the scores per layer (needs the plot extra: matplotlib).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Where to write selection.json.")] = S("output"),
     revision: RevisionOpt = S("revision"),
@@ -75,6 +84,8 @@ def select(
         say(f"cached: {key}")
     say(("" if result.extracted else f"pifi extract --llm {config.llm} --layer {result.best['layer']}"
          + (f" --gguf-file {config.gguf_file}" if config.gguf_file else "") + "\n") + train_command(result))
+    if result.best_pair is not None:
+        say("best pair: " + train_command(result, result.best_pair["layers"], post_norm=False))
 
 
 def _check_outputs(*targets: tuple[Optional[str], str]) -> None:
@@ -87,21 +98,26 @@ def _check_outputs(*targets: tuple[Optional[str], str]) -> None:
 
 
 def _print_selection(result) -> None:  # type: ignore[no-untyped-def]
-    from rich.table import Table
+    from pifi_train.select.selection import SCORE_COLUMNS
 
-    names = [n for n in ("ilm", "probe") if n in result.rows[0]]
-    say(f"pifi select: {result.num_samples} samples, ranked by {result.to_dict()['rank_by']}")
-    table = Table()
-    for col in ("layer", *names, "rank"):
-        table.add_column(col, justify="right")
-    for row in result.rows:
-        style = "bold green" if row["rank"] == 1 else None
-        table.add_row(row["name"], *[f"{row[n]:.4f}" for n in names], str(row["rank"]), style=style)
-    out_console.print(table)
-    note = _noise_note(result.rows, result.num_samples) if "probe" in names else None
+    names = [n for n in SCORE_COLUMNS if n in result.rows[0]] + (["fit_loss"] if result.fit else [])
+    if result.fit:
+        f = result.fit
+        say(f"pifi select: {f['num_train']} training / {f['num_validation']} validation examples, "
+            f"{f['encoder']['weights']} {f['encoder']['slm']}, ranked by fit (validation accuracy)")
+    else:
+        say(f"pifi select: {result.num_samples} samples, ranked by {result.to_dict()['rank_by']}")
+    _table(["layer", *names, "rank"], [(row["name"], *[row[n] for n in names], row["rank"]) for row in result.rows])
+    if result.pairs:
+        p = result.fit["pairs"]
+        say(f"pairs: {p['trained']} trained ({p['mode']}:{p['k']}) of the model's {p['of']} pairs of two layers")
+        _table(["pair", "fit", "fit_loss", "rank"],
+               [(r["name"], r["fit"], r["fit_loss"], r["rank"]) for r in result.pairs])
+    note = _noise_note(result.rows, result.num_samples) if "probe" in names and not result.fit else None
     if note:
         say(note)
-    err_console.print(f"read {result.bytes_read / 1e6:.1f} MB ({result.embedding_rows} embedding rows"
+    what = "layers only" if result.fit else f"{result.embedding_rows} embedding rows"
+    err_console.print(f"read {result.bytes_read / 1e6:.1f} MB ({what}"
                       f"{', cached layers ' + ','.join(map(str, result.cached_layers)) if result.cached_layers else ''})",
                       highlight=False)
 
@@ -110,14 +126,29 @@ def _noise_note(rows: list, samples: int) -> Optional[str]:
     """A note when the probe ranking is within noise: layers whose accuracy is within 2 standard errors of the best."""
     from pifi_train.stats import accuracy_standard_error
 
-    best = max(r["probe"] for r in rows)
+    scores = [r["probe"] for r in rows if r["probe"] is not None]  # None: a layer with non-finite states
+    if not scores:
+        return None
+    best = max(scores)
     se = accuracy_standard_error(best, samples)
-    close = [r for r in rows if best - r["probe"] < 2 * se]
+    close = [s for s in scores if best - s < 2 * se]
     if len(close) < 2:
         return None
     return (f"note: with {samples} samples a probe accuracy has a standard error of about ±{100 * se:.1f} points; "
             f"{len(close)} of {len(rows)} layers are within 2 of them of the best, so their order is within noise "
             f"(more --samples narrows it)")
+
+
+def _table(columns: list[str], rows: list[tuple]) -> None:  # type: ignore[type-arg]
+    from rich.table import Table
+
+    table = Table()
+    for col in columns:
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(row[0], *["—" if v is None else f"{v:.4f}" for v in row[1:-1]], str(row[-1]),
+                      style="bold green" if row[-1] == 1 else None)
+    out_console.print(table)
 
 
 @with_dataclass_options(*GROUPS, exclude=("method", "layer_artifact", "lora_r", "lora_alpha", "lora_dropout",

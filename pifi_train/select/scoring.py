@@ -5,7 +5,8 @@
   correlation| with the label (one-vs-rest max for multi-class), for each λ in (0.5, 1.0) the counterfactual
   ``X - λ·S_sel U_sel``, and the drop of a logistic probe's accuracy, fitted and scored on the same samples,
   clipped at 0; the score is the largest drop. A wide probe fits a few hundred points perfectly, so many
-  layers tie at 0 (the fork then picks layer 0); pifi breaks ties by the probe score, never by order.
+  layers tie; ``--score ilm`` ranks as the fork picks (its argmax: the earlier layer wins a tie), and
+  ``--score both`` ranks by the probe, ties by ILM, then by the earlier layer.
 * :func:`probe_score` is a held-out score that does not reward overfitting: the mean accuracy of a logistic
   probe over stratified k folds (standardised features).
 """
@@ -113,9 +114,13 @@ def probe_score(X: np.ndarray, y: np.ndarray, *, folds: int = 5, seed: int = 202
     return float(np.mean(accs))
 
 
-def rank(scores: Sequence[float], tiebreak: Sequence[float] | None = None) -> list[int]:
-    """1-based ranks, best first (higher score; ties broken by ``tiebreak``, then by the later layer)."""
-    keys = [(s, tiebreak[i] if tiebreak is not None else 0.0, i) for i, s in enumerate(scores)]
+def rank(scores: Sequence[float | None], tiebreak: Sequence[float | None] | None = None) -> list[int]:
+    """1-based ranks, best first (higher score; ties broken by ``tiebreak`` (higher first), then by the earlier
+    position, as the fork's argmax); a None or NaN score ranks last."""
+    def key(v: float | None) -> float:
+        return -np.inf if v is None or v != v else float(v)  # None or NaN: last
+
+    keys = [(key(s), key(tiebreak[i]) if tiebreak is not None else 0.0, -i) for i, s in enumerate(scores)]
     order = sorted(range(len(keys)), key=lambda i: keys[i], reverse=True)
     ranks = [0] * len(keys)
     for r, i in enumerate(order, 1):

@@ -20,6 +20,7 @@ from .config import SelectConfig, parse_layers
 from .scoring import ILM_LAMBDAS, ILM_PCS, ILM_TOP_PC, check_folds, ilm_score, probe_score, rank, sklearn
 
 StepCallback = Callable[[int, int, str], None]
+SCORE_COLUMNS = ("ilm", "probe", "fit")  # the score columns a row may carry
 
 
 @dataclass
@@ -34,6 +35,13 @@ class SelectionResult:
     embedding_rows: int
     cached_layers: list[int] = field(default_factory=list)
     extracted: list[str] = field(default_factory=list)  # cache keys written by --extract-top
+    fit: dict[str, Any] | None = None  # --score fit: what the search trained and what it cost
+    pairs: list[dict[str, Any]] = field(default_factory=list)  # --pairs: ranked pairs of layers
+    timings: dict[str, float] = field(default_factory=dict)  # seconds of the layer pass (read, compute, wait)
+
+    @property
+    def best_pair(self) -> dict[str, Any] | None:
+        return min(self.pairs, key=lambda r: r["rank"]) if self.pairs else None
 
     @property
     def best(self) -> dict[str, Any]:
@@ -46,12 +54,13 @@ class SelectionResult:
                                                      "reference": "NAMUORI00/PIFI-ILM selection/ilm_direct.py@555ad63"},
             "rank_by": rank_key(self.config.score), "best": self.best, "layers": self.rows,
             "bytes_read": self.bytes_read, "embedding_rows": self.embedding_rows,
-            "cached_layers": self.cached_layers, "extracted": self.extracted,
+            "cached_layers": self.cached_layers, "extracted": self.extracted, "timings": self.timings,
+            **({"fit": self.fit, "pairs": self.pairs, "best_pair": self.best_pair} if self.fit is not None else {}),
         }
 
 
 def rank_key(score: str) -> str:
-    return "ilm" if score == "ilm" else "probe"
+    return score if score in ("ilm", "fit") else "probe"
 
 
 def load_samples(config: SelectConfig) -> tuple[list[str], np.ndarray, list[str]]:
@@ -79,6 +88,27 @@ def load_samples(config: SelectConfig) -> tuple[list[str], np.ndarray, list[str]
 def run_select(config: SelectConfig, progress: StepCallback | None = None, *, token: str | bool | None = None) -> SelectionResult:
     """Score the layers, rank them, write ``config.output`` (and ``--extract-top`` layers into the cache)."""
     config.validate()
+    if config.score == "fit":
+        result = _fit_selection(config, progress, token)
+    else:
+        result = _probe_selection(config, progress, token)
+    if config.extract_top > 0:
+        result.extracted = extract_top(result, token=token)
+    Path(config.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(config.output).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    return result
+
+
+def _fit_selection(config: SelectConfig, progress: StepCallback | None, token: str | bool | None) -> SelectionResult:
+    from .fit_search import run_fit_search
+
+    found = run_fit_search(config, progress, token=token)
+    return SelectionResult(config, found.rows, found.num_layers, found.info["num_validation"], found.bytes_read, 0,
+                           found.cached_layers, fit=found.info, pairs=found.pairs)
+
+
+def _probe_selection(config: SelectConfig, progress: StepCallback | None, token: str | bool | None) -> SelectionResult:
+    """ilm / probe / both: the LLM's own pooled states after each layer, scored."""
     sklearn()  # a missing extra fails before anything is read
     import torch
 
@@ -104,27 +134,29 @@ def run_select(config: SelectConfig, progress: StepCallback | None = None, *, to
     with torch.inference_mode():
         streamed = stream_pooled_states(source, texts, tokenizer, layers=layers, max_length=config.max_length,
                                         pooling=config.pooling, batch_size=config.batch_size, device=config.device,
-                                        cache=cache, cache_layers=config.cache_layers, progress=progress)
+                                        cache=cache, cache_layers=config.cache_layers, prefetch=config.prefetch,
+                                        progress=progress)
     rows = []
     for st in streamed.states:
         row: dict[str, Any] = {"layer": st.layer, "post_norm": st.post_norm, "name": st.name}
+        finite = bool(np.isfinite(st.X).all())  # an overflowing layer (inf/NaN states) is scored None, ranked last
+        if not finite:
+            row["nonfinite"] = True
         if config.score in ("ilm", "both"):
-            row["ilm"] = ilm_score(st.X, y)
+            row["ilm"] = ilm_score(st.X, y) if finite else None
         if config.score in ("probe", "both"):
-            row["probe"] = probe_score(st.X, y, folds=config.folds, seed=config.seed)
+            row["probe"] = probe_score(st.X, y, folds=config.folds, seed=config.seed) if finite else None
         rows.append(row)
     key = rank_key(config.score)
     other = "ilm" if key == "probe" and config.score == "both" else None
     ranks = rank([r[key] for r in rows], [r[other] for r in rows] if other else None)
     for r, k in zip(rows, ranks):
         r["rank"] = k
-    result = SelectionResult(config, rows, streamed.num_layers, len(texts), streamed.bytes_read,
-                             streamed.embedding_rows, streamed.cached_layers)
-    if config.extract_top > 0:
-        result.extracted = extract_top(result, token=token)
-    Path(config.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(config.output).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-    return result
+    st = streamed.stats
+    timings = {"layers_fetch": st.fetch_s, "layers_build": st.build_s, "compute": st.compute_s,
+               "wait_for_layers": st.wait_s, "peak_layers_in_memory": st.peak_alive} if st is not None else {}
+    return SelectionResult(config, rows, streamed.num_layers, len(texts), streamed.bytes_read,
+                           streamed.embedding_rows, streamed.cached_layers, timings=timings)
 
 
 def top_layers(result: SelectionResult, k: int) -> list[int]:
@@ -151,9 +183,12 @@ def layer_reference(config: SelectConfig, layer: int) -> str:
     return f"{source}:{layer}"
 
 
-def train_command(result: SelectionResult) -> str:
-    """The ``pifi train`` line that plugs the best layer (after ``pifi extract`` or ``--extract-top``)."""
+def train_command(result: SelectionResult, layers: list[int] | None = None, post_norm: bool | None = None) -> str:
+    """The ``pifi train`` line that plugs the best layer, or ``layers`` in that order (after ``pifi extract`` or
+    ``--extract-top``)."""
     c, best = result.config, result.best
+    layers = layers if layers is not None else [best["layer"]]
+    post_norm = best["post_norm"] if post_norm is None else post_norm
     data = f"--task {c.task}" if c.task else f"--train-file {c.train_file or c.validation_file}"
     if c.train_file and c.validation_file:
         data += f" --validation-file {c.validation_file}"
@@ -161,8 +196,10 @@ def train_command(result: SelectionResult) -> str:
         data += f" --text-column {c.text_column} --label-column {c.label_column}"
         if c.text_pair_column:
             data += f" --text-pair-column {c.text_pair_column}"
-    return (f"pifi train {data} --layer-artifact {layer_reference(c, best['layer'])}"
-            + (" --post-norm" if best["post_norm"] else ""))
+    if c.score == "fit":
+        data += f" --slm {c.slm}" + (f" --plug {c.plug}" if c.plug != "cls" else "")
+    plugs = " ".join(f"--layer-artifact {layer_reference(c, i)}" for i in layers)
+    return f"pifi train {data} {plugs}" + (" --post-norm" if post_norm else "")
 
 
 def plot_scores(result: SelectionResult, path: str | Path) -> Path:
@@ -176,13 +213,14 @@ def plot_scores(result: SelectionResult, path: str | Path) -> Path:
         raise ConfigError("plotting needs matplotlib", "pip install 'pifi[plot]', or drop --plot") from err
     raw = [r for r in result.rows if not r["post_norm"]]
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for name in ("ilm", "probe"):
+    for name in SCORE_COLUMNS:
         if name in raw[0]:
-            ax.plot([r["layer"] for r in raw], [r[name] for r in raw], marker="o", label=name)
+            ax.plot([r["layer"] for r in raw], [np.nan if r[name] is None else r[name] for r in raw], marker="o",
+                    label=name)
     for r in result.rows:
         if r["post_norm"]:
-            for name in ("ilm", "probe"):
-                if name in r:
+            for name in SCORE_COLUMNS:
+                if r.get(name) is not None:
                     ax.scatter([r["layer"]], [r[name]], marker="x", color="k")
     ax.axvline(result.best["layer"], color="grey", linestyle=":")
     ax.set_xlabel("layer (x: last layer after the final norm)")

@@ -4,15 +4,15 @@ Never the whole model: the samples are tokenized with the LLM's tokenizer, only 
 the token ids that occur are range-read (:mod:`.embedding_rows`), then for layer 0..L-1 the layer is
 read (from the pifi cache when it holds it, else by the same plan and range reads as ``pifi extract``,
 into a temporary artifact or into the cache), rebuilt as a :class:`~pifi_train.frozen_layer.FrozenLayer`
-(the model's causal masks and rotary embeddings), run on the (N, T, H) hidden states, pooled, and freed.
-Memory: one layer + the hidden states + the pooled (N, H) matrices, whatever the number of layers.
+(the model's causal masks and rotary embeddings), run on the (N, T, H) hidden states, pooled, and freed;
+layer i+1 is read while layer i computes (:mod:`.layer_stream`). Memory: two layers + the hidden states +
+the pooled (N, H) matrices, whatever the number of layers.
 """
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -20,11 +20,12 @@ import torch
 
 from pifi_extract.architectures import arch_for_config
 from pifi_extract.errors import ConfigError
-from pifi_extract.extract import plan_layers, write_artifact
+from pifi_extract.extract import plan_layers
 from pifi_extract.sources import is_gguf
 from pifi_extract.plan import num_layers_of
 
 from .embedding_rows import read_embedding_rows
+from .layer_stream import LayerStream, StreamStats
 
 POOLINGS = ("mean", "last")
 # progress(done_layers, total_layers, text)
@@ -54,6 +55,7 @@ class StreamResult:
     embedding_rows: int  # distinct token ids read
     bytes_read: int = 0
     cached_layers: list[int] = field(default_factory=list)  # layers taken from the pifi cache
+    stats: StreamStats | None = None  # how the layer pass spent its time
 
 
 def source_config(source: Any) -> dict[str, Any]:
@@ -93,12 +95,14 @@ def stream_pooled_states(
     dtype: torch.dtype | None = None,
     cache: Any = None,
     cache_layers: bool = False,
+    prefetch: bool = True,
     progress: StepCallback | None = None,
 ) -> StreamResult:
     """Pooled states after each of ``layers`` (resolved indices; None: all); the last also after the final norm.
 
     ``cache``: a :class:`layer_cache.get_or_extract.OpenSourceCache` of ``source``, consulted for every layer
-    (``cache_layers``: layers it lacks are extracted into it, else into a temporary file).
+    (``cache_layers``: layers it lacks are extracted into it, else into a temporary file). ``prefetch``: read
+    layer i+1 while layer i computes (:class:`~.layer_stream.LayerStream`, at most two layers in memory).
     """
     if pooling not in POOLINGS:
         raise ConfigError(f"unknown pooling {pooling!r}", f"use one of {', '.join(POOLINGS)}")
@@ -122,28 +126,15 @@ def stream_pooled_states(
     hidden = [table[torch.searchsorted(used, x).to(dev)] for x in ids]  # each (B, T, H)
     del table
 
-    from ..frozen_layer import load_layer
-
     states: list[LayerStates] = []
-    cached: list[int] = []
     last = wanted[-1]
     plans = plan_layers(source, list(range(last + 1)))
     with tempfile.TemporaryDirectory(prefix="pifi-select-") as tmp:
-        for i, plan in enumerate(plans):
+        stream = LayerStream(source, plans, tmp, device=dev, dtype=dtype, cache=cache, cache_layers=cache_layers,
+                             prefetch=prefetch)
+        for i, layer in stream:
             if progress is not None:
                 progress(i, last + 1, f"layer {i}")
-            hit = cache.find(i) if cache is not None else None
-            if hit is not None:
-                path, temp = hit.path, None
-                cached.append(i)
-            elif cache is not None and cache_layers:
-                path, temp = cache.insert(plan, progress=tick).path, None
-            else:
-                path = temp = Path(tmp) / f"layer-{i}.safetensors"
-                write_artifact(source, plan, temp, progress=tick)
-            layer = load_layer(path, device=dev, dtype=dtype, verify=False)
-            if temp is not None:
-                temp.unlink()
             with torch.no_grad():
                 for b in range(len(hidden)):
                     hidden[b] = layer(hidden[b], masks[b])  # (B, T, H)
@@ -156,7 +147,9 @@ def stream_pooled_states(
             del layer
         if progress is not None:
             progress(last + 1, last + 1, "done")
-    return StreamResult(config, num_layers, states, int(used.numel()), counted[0], cached)
+    stats = stream.stats
+    return StreamResult(config, num_layers, states, int(used.numel()), counted[0] + stats.bytes_read,
+                        stats.cached_layers, stats)
 
 
 def _pooled(hidden: list[torch.Tensor], masks: list[torch.Tensor], pooling: str) -> np.ndarray:

@@ -149,5 +149,5 @@ def _selection_scores(path: str) -> dict[str, dict[int, float]]:
         rows = [r for r in data["layers"] if not r.get("post_norm")]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"cannot read the selection file {path}: {err}", "pass a selection.json from pifi select") from None
-    return {name: {int(r["layer"]): float(r[name]) for r in rows if name in r} for name in ("ilm", "probe")
-            if any(name in r for r in rows)}
+    return {name: {int(r["layer"]): float(r[name]) for r in rows if r.get(name) is not None}
+            for name in ("ilm", "probe", "fit") if any(name in r for r in rows)}
