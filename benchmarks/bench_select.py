@@ -108,7 +108,7 @@ def cost(args: argparse.Namespace) -> None:
         llm = str(assets["llm"])
         select = ["select", "--llm", llm, "--score", "fit", "--slm", str(assets["slm"]), *data, "-q"]
         out = {"train": args.train, "validation": args.eval, "max_length": args.max_length, "epochs": 3,
-               "box": "shared 2-core machine (other jobs running), OMP_NUM_THREADS=1"}
+               "box": args.box}
         out["fit_all_layers_s"] = timed_cli([*select, "-o", str(work / "fit.json")], env)
         out["fit_all_layers_pairs_top4_s"] = timed_cli([*select, "--pairs", "top:4", "-o", str(work / "p.json")], env)
         fit = json.loads((work / "p.json").read_text())["fit"]
@@ -132,6 +132,8 @@ def main() -> None:
     parser.add_argument("--depths", nargs="+", type=int, default=list(DEPTHS))
     parser.add_argument("--cost", action="store_true", help="measure the fast search's cost ratio instead")
     parser.add_argument("--cost-json", type=Path, default=Path("benchmarks/results/select_cost.json"))
+    parser.add_argument("--box", default="2-core machine, OMP_NUM_THREADS=1",
+                        help="--cost: how the machine was (recorded in the JSON)")
     parser.add_argument("--train", type=int, default=400)
     parser.add_argument("--eval", type=int, default=200)
     parser.add_argument("--max-length", type=int, default=64)

@@ -186,14 +186,14 @@ class Seq2SeqOptions:
                           "data).", families=(SEQ2SEQ,), result=False, flag="--meteor/--no-meteor")
     bertscore_model: str | None = option(None, "Seq2seq: also score BERTScore F1 with this encoder, a Hub id or "
                                          "folder (the paper: google-bert/bert-base-multilingual-cased).",
-                                         families=(SEQ2SEQ,))
+                                         families=(SEQ2SEQ,), result=False)
     bertscore_layer: int | None = option(None, "Seq2seq: the BERTScore layer (default: bert-score's for the model, "
-                                         "e.g. 9 for bert-base-multilingual-cased).", families=(SEQ2SEQ,))
+                                         "e.g. 9 for bert-base-multilingual-cased).", families=(SEQ2SEQ,), result=False)
     bartscore_model: str | None = option(None, "Seq2seq: also score BARTScore with this BART, a Hub id or folder "
-                                         "(the paper: facebook/bart-large-cnn).", families=(SEQ2SEQ,))
+                                         "(the paper: facebook/bart-large-cnn).", families=(SEQ2SEQ,), result=False)
     bartscore_direction: str = option("ref-hyp", "Seq2seq: BARTScore direction: ref-hyp (precision, the paper's), "
                                       "hyp-ref (recall), f (their mean) or src-hyp (faithfulness).",
-                                      families=(SEQ2SEQ,))
+                                      families=(SEQ2SEQ,), result=False)
 
 
 GROUPS: tuple[type, ...] = (DataOptions, PlugOptions, OptimOptions, RunOptions, AblationOptions, TrackingOptions,

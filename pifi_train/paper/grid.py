@@ -89,7 +89,9 @@ SCALES = {
     "paper": Scale("paper"),
     "smoke": Scale("smoke", {"epochs": 1, "max_train_samples": 8, "max_eval_samples": 8, "batch_size": 2,
                              "max_length": 32},
-                   {"seq2seq": {"max_target_length": 16, "max_new_tokens": 8, "num_beams": 1}}, seeds=2),
+                   # the scoring models of Table 2's extra columns stay out of a smoke run (nothing to download)
+                   {"seq2seq": {"max_target_length": 16, "max_new_tokens": 8, "num_beams": 1, "meteor": False,
+                                "bertscore_model": None, "bartscore_model": None}}, seeds=2),
 }
 
 
@@ -137,9 +139,11 @@ def arm_folder(arm: Arm, table: Table) -> str:
         parts.append(slug(arm.llm))
     if arm.layers and arm.layers != (-1,):
         parts.append("L" + "+".join(str(i) for i in arm.layers))
-    defaults = {f.name: default_of(f) for f in option_fields()}
+    fields = {f.name: f for f in option_fields()}
     for name, value in sorted(arm.options.items()):
-        if value != defaults.get(name, object()):
+        if name in fields and not fields[name].metadata["result"]:
+            continue  # metrics-only options (Table 2's scoring models): the same run, under the same folder
+        if value != (default_of(fields[name]) if name in fields else object()):
             parts.append(name if value is True else f"{name}={value}")
     if table.cross_test:
         parts.append("tested-on-" + "+".join(task(t).task for t in table.tasks))

@@ -31,7 +31,7 @@ METRICS: dict[str, PaperMetric] = {
     "em": PaperMetric("EM", {"qa": ("paper_token_exact_match", "exact_match")}, 100.0, 2),
     "bleu": PaperMetric("BLEU", {"seq2seq": ("bleu_avg",)}),
     "rouge": PaperMetric("ROUGE", {"seq2seq": ("rougeL",)}, 0.01),  # pifi's ROUGE is 0..100
-    # planned (helper i20data): the keys as planned
+    # Table 2's other columns (asked for by the Table's arms: --meteor, --bertscore-model, --bartscore-model)
     "meteor": PaperMetric("METEOR", {"seq2seq": ("meteor",)}),
     "bertscore": PaperMetric("BERTScore", {"seq2seq": ("bertscore_f1", "bertscore")}),
     "bartscore": PaperMetric("BARTScore", {"seq2seq": ("bartscore",)}, digits=3),

@@ -152,6 +152,9 @@ def run_grid(table: Table, runs: Sequence[Run], *, launcher: str = "serial", wor
     """Extract what the grid needs, then run every seed not finished yet (finished ones are skipped; interrupted
     ones continue from their last epoch)."""
     state = status(table, runs)
+    if not runs and table.commands:
+        raise ConfigError(f"{table.name} trains nothing: {table.commands[0].split()[1]!r} computes it",
+                          f"run the commands `pifi paper {table.key}` prints")
     if not state.runnable:
         raise ConfigError(f"{table.name} needs {state.missing[0]}" + (f" (and {len(state.missing) - 1} more)"
                                                                        if len(state.missing) > 1 else ""),
@@ -197,6 +200,9 @@ def describe(table: Table, runs: Sequence[Run], state: Status) -> list[str]:
                      f"{', '.join(table.tasks)}; layers {', '.join(llms) if len(llms) <= 4 else f'{len(llms)} (LLM:layer)'}")
     if state.missing:
         lines += [f"  needs {need}" for need in state.missing]
+    elif not runs and table.commands:
+        lines.append(f"  no training: `{' '.join(table.commands[0].split()[:2])}` computes it (`pifi paper {table.key}` "
+                     "prints the commands)")
     else:
         lines.append("  pifi runs it" + (f"; not yet: {'; '.join(state.partly)}" if state.partly else ""))
     return lines

@@ -12,16 +12,13 @@ from typing import Any
 from .grid import Arm, Table
 from .names import FIVE_TASKS, MODELS, NLU_TASKS
 
-# ---- features other work on issue 20 is adding: the names as planned, in ONE place (adjust at merge) ----------------
 POOLING_MEAN = {"pooling": "mean"}  # h_enc = mean of the real tokens' states (Table 10)
 POOLING_MEAN_PADDING = {"pooling": "mean_with_padding"}  # ... of every position, padding included
-POOLING_PLANNED = "`--pooling mean` / `mean_with_padding` (in progress: helper i20model)"
 METHOD_LLM = "llm"  # no SLM: the LLM's embedding rows -> the frozen layer -> head (Table 15)
-METHOD_LLM_PLANNED = "`--method llm` (in progress: helper i20model)"
-GENERATION_METRICS_PLANNED = "METEOR, BERTScore, BARTScore (in progress: helper i20data)"  # Table 2
-COST_PLANNED = "`pifi cost` (in progress: helper i20report)"  # Tables 16, 20
+# Table 2's other columns, scored with the authors' models (each an option that adds metrics, not a result option)
+GENERATION_METRICS = {"meteor": True, "bertscore_model": "google-bert/bert-base-multilingual-cased",
+                      "bartscore_model": "facebook/bart-large-cnn"}
 COST_COMMAND = "pifi cost"
-# ------------------------------------------------------------------------------------------------------------------
 
 LLAMA = "Llama-3.1-8B"
 SECTION_47_LLMS = ("Llama-3.1-8B", "Mistral-7B-v0.1", "Mistral-7B-v0.3", "Qwen2-7B", "Gemma-2-9B", "Falcon-7B")
@@ -56,9 +53,10 @@ TABLES: dict[str, Table] = {t.key: t for t in [
           note="SQuAD: --protocol paper (the authors' split, 100 tokens; EM/F1 beside their token-span EM/F1). "
                "The paper gives F1 for the PiFi rows only."),
     Table("2", "NLG: T5-base and BART-base ± PiFi on Multi30K (translation) and CNN/Daily Mail (summarization)", "§4.3",
-          ("T5-base", "BART-base"), ("Multi30K", "CNN/Daily Mail"), (base(), PIFI),
-          metrics=("bleu", "rouge", "meteor", "bertscore", "bartscore"), partly=(GENERATION_METRICS_PLANNED,),
-          note="BLEU = the mean of cumulative BLEU-1..4 (pifi's bleu_avg), ROUGE = ROUGE-L."),
+          ("T5-base", "BART-base"), ("Multi30K", "CNN/Daily Mail"), (base(options=GENERATION_METRICS), pifi(options=GENERATION_METRICS)),
+          metrics=("bleu", "rouge", "meteor", "bertscore", "bartscore"),
+          note="BLEU = the mean of cumulative BLEU-1..4 (pifi's bleu_avg), ROUGE = ROUGE-L. METEOR is nltk's (needs its "
+               "WordNet data: python -m nltk.downloader wordnet), not the authors' Java METEOR 1.5."),
     Table("3", "domain shift: train on IMDB, Tweet (Sentiment) or CR, test on all three", "§4.4",
           ("BERT-base",), ("IMDB", "Tweet (Sentiment)", "CR"),
           (base(), PIFI, base("BERT-large", slm="BERT-large", versus=PIFI_LABEL)), cross_test=True,
@@ -85,9 +83,8 @@ TABLES: dict[str, Table] = {t.key: t for t in [
     Table("10", "h_enc: the CLS vector vs the mean of the token states without and with padding", "App. B.3",
           ("BERT-base",), FIVE_TASKS[:3],
           (pifi(label="CLS", versus=None),
-           pifi(label="Average Pooling (w/o padding)", options=POOLING_MEAN, versus="CLS", planned=POOLING_PLANNED),
-           pifi(label="Average Pooling (w/ padding)", options=POOLING_MEAN_PADDING, versus="CLS",
-                planned=POOLING_PLANNED))),
+           pifi(label="Average Pooling (w/o padding)", options=POOLING_MEAN, versus="CLS"),
+           pifi(label="Average Pooling (w/ padding)", options=POOLING_MEAN_PADDING, versus="CLS"))),
     Table("11", "a trainable (fully fine-tuned) LLM layer vs the frozen one", "App. B.4", ("BERT-base",),
           FIVE_TASKS[:3],
           (base(), PIFI, pifi(label="+ PiFi-full (Llama-3.1-8B)", options={"train_layer": True}, versus=PIFI_LABEL))),
@@ -105,14 +102,13 @@ TABLES: dict[str, Table] = {t.key: t for t in [
     Table("15", "a single frozen LLM layer with a head and no SLM: the first and last layer of Llama-3.1-8B",
           "App. B.7", ("BERT-base",), FIVE_TASKS,
           (base(), PIFI,
-           Arm("Single layer: First (Llama-3.1-8B)", METHOD_LLM, LLAMA, (0,), versus=PIFI_LABEL,
-               planned=METHOD_LLM_PLANNED),
-           Arm("Single layer: Last (Llama-3.1-8B)", METHOD_LLM, LLAMA, (-1,), versus=PIFI_LABEL,
-               planned=METHOD_LLM_PLANNED))),
+           Arm("Single layer: First (Llama-3.1-8B)", METHOD_LLM, LLAMA, (0,), versus=PIFI_LABEL),
+           Arm("Single layer: Last (Llama-3.1-8B)", METHOD_LLM, LLAMA, (-1,), versus=PIFI_LABEL))),
     Table("16", "cost at inference: FLOPs and GPU memory of BERT-base ± PiFi", "App. B.8",
-          metrics=("gflops", "memory_gb"), needs=(COST_PLANNED,),
-          commands=(f"{COST_COMMAND} --slm google-bert/bert-base-uncased --method base",
-                    f"{COST_COMMAND} --slm google-bert/bert-base-uncased --layer-artifact meta-llama/Llama-3.1-8B:-1"),
+          metrics=("gflops", "memory_gb"),
+          commands=(f"{COST_COMMAND} --slm bert-base-uncased --llm Llama-3.1-8B   # base vs PiFi: FLOPs, memory",
+                    f"{COST_COMMAND} --slm bert-base-uncased --llm Llama-3.1-8B --device cuda --random-weights"
+                    "   # measured GPU memory and latency"),
           note="The paper measured FLOPs with fvcore and memory with the PyTorch profiler."),
     Table("17", "PiFi vs ZeroGen (BERT-base trained on 200,000 synthetic examples per domain)", "App. B.9",
           ("BERT-base",), FIVE_TASKS, (base(), PIFI),
@@ -127,9 +123,9 @@ TABLES: dict[str, Table] = {t.key: t for t in [
            pifi(label="+ PiFi-10% (Llama-3.1-8B)", options={"train_fraction": 0.1}, versus="{slm}-10%"))),
     Table("20", "parameters of each module (SLM, L_LLM, L_in, L_out, head) for 15 SLM × LLM pairs", "App. A",
           metrics=("params_slm_m", "params_layer_m", "params_l_in_m", "params_l_out_m", "params_head_m"),
-          needs=(COST_PLANNED,),
-          commands=(f"{COST_COMMAND} --slm google-bert/bert-base-uncased --layer-artifact meta-llama/Llama-3.1-8B:-1",
-                    "... one per SLM × LLM pair of the table")),
+          commands=(f"{COST_COMMAND} --slm bert-base-uncased --llm Llama-3.1-8B   # parameters per module",
+                    "# ... one per SLM × LLM pair of the table (--slm and --llm take a folder, a config.json or a "
+                    "name pifi knows)")),
     Table("fig2", "PiFi on SST-2 with layer 1, 4, 8, ..., 32 of each LLM of §4.7", "App. B.1", ("BERT-base",),
           ("SST-2",), (base(), *_sweep(SECTION_47_LLMS)), metrics=("accuracy",),
           note="The figure's points are not in the paper's text: pifi's curve is drawn without the paper's. "
