@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from huggingface_hub import CommitOperationAdd, HfApi, constants
+from huggingface_hub import constants
 from huggingface_hub.errors import HfHubHTTPError
 
 from pifi_extract.artifact import ArtifactInfo
@@ -64,6 +64,8 @@ def push(
             files[rel] = resolved.path
             entries.append(_card_entry(rel, key, info))
             infos.append(info)
+    from huggingface_hub import CommitOperationAdd, HfApi  # ~0.1 s: only a push pays for it
+
     api = HfApi(endpoint=constants.ENDPOINT, token=token)
     terms = layer_upload_terms(api, infos, private=private, i_know_the_license=i_know_the_license, token=token)
     with hub_errors(to, push=True):  # (the licence policy refused what it must before anything was created)

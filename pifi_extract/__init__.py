@@ -3,13 +3,6 @@ small, self-describing safetensors artifact."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("pifi")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
-
 from .artifact import ArtifactInfo, load_artifact_tensors, read_artifact, verify_artifact  # noqa: E402
 from .errors import PifiError  # noqa: E402
 from .extract import (  # noqa: E402
@@ -37,3 +30,13 @@ __all__ = [
     "write_artifact",
     "write_artifacts",
 ]
+
+
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed metadata when first asked (see :mod:`pifi_extract.version`)."""
+    if name == "__version__":
+        from .version import pifi_version
+
+        return pifi_version()
+    raise AttributeError(f"module 'pifi_extract' has no attribute {name!r}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import __version__
+from .version import pifi_version
 from .architectures import arch_for_config
 from .artifact import ArtifactInfo
 from .errors import CorruptFileError, SourceNotFoundError
@@ -164,7 +164,7 @@ def plan_layers(
                 dtype=dtype,
                 config=config,
                 provenance=provenance,
-                pifi_version=__version__,
+                pifi_version=pifi_version(),
             )
         )
     return plans

@@ -29,7 +29,7 @@ READ_CHUNK = 8 << 20
 
 def plan_gguf_layers(source: GgufSource, layers: Sequence[int], *, dtype: str = "keep") -> list[GgufLayerPlan]:
     """One plan per requested layer; reads only the header."""
-    from . import __version__
+    from .version import pifi_version
 
     header, prefix = source.header()
     config = gguf_config(header, prefix, source.size(source.file), source.name)
@@ -63,7 +63,7 @@ def plan_gguf_layers(source: GgufSource, layers: Sequence[int], *, dtype: str = 
                 dtype=dtype,
                 config=config,
                 provenance=provenance,
-                pifi_version=__version__,
+                pifi_version=pifi_version(),
                 where=source.name,
             )
         )
