@@ -23,6 +23,7 @@ from .grid import SCALES, Run, Scale, Table, plan
 from .launch import LAUNCHERS, SlurmOptions, run_local, run_serial, submit_slurm
 from .names import FAMILY_OF_KIND, task
 from .numbers import METRICS
+from .cost_tables import COST_TABLES, render_cost_table
 from .render import Rendering, render_figure, render_table
 from .stand_ins import StandIns, parse_stand_ins
 from .tables import TABLES, table_keys
@@ -152,6 +153,8 @@ def run_grid(table: Table, runs: Sequence[Run], *, launcher: str = "serial", wor
     """Extract what the grid needs, then run every seed not finished yet (finished ones are skipped; interrupted
     ones continue from their last epoch)."""
     state = status(table, runs)
+    if table.key in COST_TABLES:
+        return GridOutcome([])  # nothing to train: render() counts the configurations
     if not runs and table.commands:
         raise ConfigError(f"{table.name} trains nothing: {table.commands[0].split()[1]!r} computes it",
                           f"run the commands `pifi paper {table.key}` prints")
@@ -181,7 +184,9 @@ def run_grid(table: Table, runs: Sequence[Run], *, launcher: str = "serial", wor
 
 def render(table: Table, runs: Sequence[Run], *, scale: str = "paper", stand_ins: Sequence[str] = (),
            figure_dir: str | Path | None = None) -> Rendering:
-    """The table (or figure, plotted into ``figure_dir``) from the finished runs."""
+    """The table (or figure, plotted into ``figure_dir``) from the finished runs; Tables 16 and 20 counted."""
+    if table.key in COST_TABLES:
+        return render_cost_table(table)
     if table.figure:
         folder = Path(figure_dir or (runs[0].dir.parents[2] if runs else "."))
         folder.mkdir(parents=True, exist_ok=True)
@@ -200,6 +205,8 @@ def describe(table: Table, runs: Sequence[Run], state: Status) -> list[str]:
                      f"{', '.join(table.tasks)}; layers {', '.join(llms) if len(llms) <= 4 else f'{len(llms)} (LLM:layer)'}")
     if state.missing:
         lines += [f"  needs {need}" for need in state.missing]
+    elif table.key in COST_TABLES:
+        lines.append(f"  no training: `pifi paper {table.key} --run` counts it with `pifi cost` (nothing downloaded)")
     elif not runs and table.commands:
         lines.append(f"  no training: `{' '.join(table.commands[0].split()[:2])}` computes it (`pifi paper {table.key}` "
                      "prints the commands)")
