@@ -65,6 +65,8 @@ def paper(
     if not (run or report_only):
         state = status(spec, runs)
         say(f"# {spec.name} ({spec.where}): {spec.title}")
+        if spec.note:
+            say(f"# {spec.note}")
         for need in state.missing:
             say(f"# needs {need}")
         for line in commands(spec, runs, out):

@@ -26,6 +26,18 @@ from .options import result_options
 
 DEFAULT_AGAINST = "method=base"
 PSEUDO = ("task", "layer")  # selector names that are not options
+# options whose recorded value follows from another one (``--pooling auto`` is recorded as the pooling the SLM
+# resolved to: CLS for BERT, the last token for a decoder): another SLM may differ in them without being "other options"
+DERIVED = {"pooling": "slm"}
+
+
+def implied(name: str, rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether option ``name``'s values over ``rows`` follow from the option it is derived from (one value each)."""
+    source = DERIVED.get(name)
+    if source is None:
+        return False
+    seen: dict[str, str] = {}
+    return all(seen.setdefault(repr(r.get(source)), repr(r.get(name))) == repr(r.get(name)) for r in rows)
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,7 @@ def agrees(mine: dict[str, Any], theirs: dict[str, Any], my_layers: Sequence[Lay
     """Equal in every option both rows have, but those in ``free`` (the selector's), and in the layers plugged
     (when both plug one and ``layer`` is not free)."""
     free = set(free) | ({"task", "train_file"} if "task" in free else set())
+    free |= {name for name, source in DERIVED.items() if source in free}  # another SLM: its own pooling
     for name in mine.keys() & theirs.keys():
         if name not in free and mine[name] != theirs[name]:
             return False

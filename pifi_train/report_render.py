@@ -15,7 +15,7 @@ from pifi_extract.errors import ConfigError
 from .curves import arm_color, plot_validation_curves
 from .families import FAMILIES
 from .options import default_of, option_fields, result_options
-from .report_compare import DEFAULT_AGAINST, LayerInfo
+from .report_compare import DEFAULT_AGAINST, LayerInfo, implied
 from .stats import Difference
 
 if TYPE_CHECKING:
@@ -125,7 +125,8 @@ def differing_options(rows: Sequence[GroupRow]) -> list[str]:
     """The options whose values differ between rows (what tells the rows apart), in option order."""
     defaults = {f.name: default_of(f) for f in option_fields()}
     names = [n for n in defaults if n in result_options()]
-    return [n for n in names if len({repr(r.options.get(n, defaults[n])) for r in rows}) > 1]
+    differ = [n for n in names if len({repr(r.options.get(n, defaults[n])) for r in rows}) > 1]
+    return [n for n in differ if not implied(n, [r.options for r in rows])]  # pooling that each SLM resolved
 
 
 def render(rows: Sequence[GroupRow], fmt: str, against: str = DEFAULT_AGAINST) -> str:

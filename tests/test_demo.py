@@ -115,8 +115,11 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     code, report, err = _cli(capsys, "report", str(out / "base"), str(out / "pifi"), "--bootstrap", "1000",
                              "--format", "json")
     assert code == 0, err
-    reported = next(r["bootstrap"] for r in json.loads(report) if r["group"]["method"] == "pifi")
-    assert reported == result["comparisons"][0]["difference"]
+    reported = next(r["bootstrap"] for r in json.loads(report) if r["options"]["method"] == "pifi")
+    demo = result["comparisons"][0]["difference"]  # fractions; the report's are in its table's units (points)
+    assert reported["p_value"] == demo["p_value"]
+    assert [reported[k] for k in ("mean", "ci_low", "ci_high")] == pytest.approx(
+        [100 * demo[k] for k in ("mean", "ci_low", "ci_high")])
     assert (out / "validation_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert "tweets acc %" in stdout and "+ PiFi" in stdout  # the model column never wraps
     # A second demo finds the layer in the cache.

@@ -19,7 +19,7 @@ README = (ROOT / "README.md").read_text()
 
 def test_paper_18_and_help_texts_keep_their_brackets(capsys):
     code, out, _ = run_cli(capsys, "paper", "18")
-    assert code == 0 and "(needs pifi[lora])" in out.splitlines()[0]
+    assert code == 0 and out.splitlines()[1] == "# Needs pifi[lora]."
     code, out, _ = run_cli(capsys, "train", "--help")
     assert code == 0 and "pifi[lora]" in out and "(needs pifi)" not in out
     code, out, _ = run_cli(capsys, "predict", "--help")
@@ -27,13 +27,16 @@ def test_paper_18_and_help_texts_keep_their_brackets(capsys):
 
 
 def test_every_table_the_readme_names_is_a_pifi_paper_table():
-    from pifi_train.paper import table_names
+    from pifi_train.paper import table_keys
 
     named = set(re.findall(r"^### Reproducing Table (\d+)", README, re.M))
     section = README.split("\n## Reproducing the paper", 1)[1].split("\n## ", 1)[0]
-    named |= set(re.findall(r"^\| (\d+) \| ", section, re.M))
-    assert {"1", "2", "3", "18"} <= named
-    assert named <= set(table_names())
+    named |= set(re.findall(r"^\| Table (\d+): ", section, re.M))
+    named |= {f"fig{n}" for n in re.findall(r"^\| Figure (\d+): ", section, re.M)}
+    assert {str(n) for n in range(1, 21)} | {"fig2", "fig3"} == named  # the README's table lists every one
+    assert named <= set(table_keys())
+    for key in named:  # and each row's command is that table's
+        assert re.search(rf"^\| (Table|Figure) {key.removeprefix('fig')}: [^|]*\| `pifi paper {key}[ `]", section, re.M), key
 
 
 def test_the_checkpoint_dtype_names_the_keep_artifact(tmp_path, llama_dir, monkeypatch):

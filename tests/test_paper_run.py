@@ -19,7 +19,8 @@ from pifi_train.paper.launch import _worker_init
 from pifi_train.paper.tables import PIFI, base
 from seq2seq_fixtures import copy_rows, make_tiny_seq2seq
 from tiny_models import make_tiny_model
-from train_fixtures import make_tiny_bert, make_tiny_decoder_slm, qa_rows, synthetic_rows, write_jsonl
+from train_fixtures import (make_tiny_bert, make_tiny_decoder_slm, qa_rows, synthetic_rows, tokenizer_for,
+                            write_jsonl)
 
 # the tables `pifi paper N --run` does not train (pifi cost computes 16 and 20; 17 needs ZeroGen's data)
 WAITING = {"16", "17", "20"}  # 16, 20: pifi cost; 17: ZeroGen's data
@@ -39,9 +40,11 @@ def stand_ins(tmp_path_factory) -> list[str]:
     pair = lambda n, s: [{"text": r["text"], "text_pair": r["text2"], "label": r["label"]}  # noqa: E731
                          for r in synthetic_rows(n, s, pair=True)]
     generation = lambda n, s: [{"source": r["src"], "target": r["tgt"]} for r in copy_rows(n, s)]  # noqa: E731
+    llm = make_tiny_model("llama", root / "llm", num_layers=4)
+    tokenizer_for(llm).save_pretrained(llm)  # Table 15's --method llm reads the LLM's own embedding rows
     return [f"encoder={make_tiny_bert(root / 'bert')}", f"decoder={make_tiny_decoder_slm(root / 'decoder')}",
             f"seq2seq={make_tiny_seq2seq('bart', root / 'bart')}",
-            f"llm={make_tiny_model('llama', root / 'llm', num_layers=4)}",
+            f"llm={llm}",
             f"classification={_data(root / 'cls', synthetic_rows)}", f"pair={_data(root / 'pair', pair)}",
             f"qa={_data(root / 'qa', qa_rows)}", f"generation={_data(root / 'gen', generation)}"]
 

@@ -69,7 +69,7 @@ def test_data_errors(assets, tmp_path, capsys):
     fractional = write_jsonl(tmp_path / "frac.jsonl", [{"text": "a", "label": 0.25}])
     _fails(capsys, _args(assets, out, **{"train-file": fractional}), "does not parse")
     _fails(capsys, _args(assets, out, **{"train-file": None, "validation-file": None, "task": "sst3"}),
-           "known tasks: cola, imdb, mnli, snli, sst2, tweet_offensive, tweet_sentiment_binary")
+           "unknown task 'sst3' — known tasks: agnews, cola, cr")
     _fails(capsys, _args(assets, out, **{"task": "sst2"}), "either --task or --train-file")
     _fails(capsys, _args(assets, out, **{"batch-size": 10_000}), "fewer than one batch")
     assert not out.exists()

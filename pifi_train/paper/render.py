@@ -213,6 +213,9 @@ def _metric_label(table: Table, metric: str, row: _Row, results: Results) -> str
     computed = {m.key for run, _ in row.runs if run for m in FAMILIES[FAMILY_OF_KIND[run.task.kind]].metrics.all}
     if not any(k in computed for run, _ in row.runs if run
                for k in METRICS[paper_metric(run.task, metric)].keys.get(FAMILY_OF_KIND[run.task.kind], ())):
+        return f"{name} (not computed by pifi)"
+    finished = [run for run, _ in row.runs if run and results.of(run)[1] is not None]
+    if finished and not keys:  # e.g. Table 2's METEOR in a smoke run, which asks for no scoring model
         return f"{name} (not computed in these runs)"
     keys -= {n.lower() for n in names}
     return f"{name} ({', '.join(sorted(keys))})" if keys else name
