@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Quick start on a fresh machine (Python >= 3.10, from a clone): install pifi with the test tools and the offline demo
 # assets, then run the main job, `pifi demo`. Extra arguments go to `pifi demo` (e.g. --quick, --seeds 3).
-# Takes ~10 min on 2 idle CPU cores after the downloads (the demo, estimated; --quick: ~2 min); downloads: torch (see
+# Takes ~8 min on 2 idle CPU cores after the downloads (the demo: 7.6 min measured; --quick: ~1 min); downloads: torch (see
 # below), pifi's dependencies (~100 MB) and the demo assets (~190 MB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "quickstart: installs, then runs pifi demo: ~10 min on 2 CPU cores after the downloads (--quick: ~2 min)"
+echo "quickstart: installs, then runs pifi demo: ~8 min on 2 CPU cores after the downloads (--quick: ~1 min)"
 
 # 1. torch. Kept if it is already installed (e.g. your CUDA build). Otherwise torch 2.13.0 from your package index:
 #    on Linux, PyPI's torch is the CUDA build, which pulls ~20 nvidia-*/triton wheels (several GB); on macOS and
