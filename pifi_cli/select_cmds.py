@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Annotated, Any, Optional
 
 import typer
 
 from pifi_train.config import TrainConfig
-from pifi_train.options import GROUPS
+from pifi_train.options import GROUPS, DataOptions
 from pifi_train.select.config import SelectConfig
 
 from .common import (CacheDirOpt, DeviceOpt, QuietOpt, RevisionOpt, StepProgress, TokenOpt, dataclass_from_options,
@@ -18,24 +19,21 @@ S = lambda name: field_default(SelectConfig, name)  # noqa: E731
 
 LlmOpt = Annotated[str, typer.Option("--llm", help="Hub repo id, a local folder (config.json + *.safetensors + tokenizer files) or a .gguf file.")]
 GgufOpt = Annotated[Optional[str], typer.Option("--gguf-file", help="Read this .gguf file of the --llm repo or folder.")]
-TaskOpt = Annotated[Optional[str], typer.Option("--task", help="Built-in task (its validation split; needs the datasets extra).")]
-TrainFileOpt = Annotated[Optional[str], typer.Option("--train-file", help="Local data: .csv, .tsv or .jsonl.")]
 ValidationFileOpt = Annotated[Optional[str], typer.Option("--validation-file", help="Local validation data (select: scored instead of --train-file).")]
-TextOpt = Annotated[str, typer.Option("--text-column", help="Column with the text.")]
-PairOpt = Annotated[Optional[str], typer.Option("--text-pair-column", help="Column with the second text of a pair.")]
-LabelOpt = Annotated[str, typer.Option("--label-column", help="Column with the label.")]
 LayersOpt = Annotated[Optional[str], typer.Option("--layers", help="A range 0:32 or a list 0,8,16,-1 (default: every layer).")]
 
 
+# the data options select shares with pifi train (the same flags, types, defaults and help, written once in
+# pifi_train/options.py); --validation-file and --max-length are select's own: they mean something else here
+SHARED_DATA = ("task", "train_file", "text_column", "text_pair_column", "label_column", "max_train_samples",
+               "max_eval_samples")
+
+
+@with_dataclass_options(DataOptions, exclude=[f.name for f in fields(DataOptions) if f.name not in SHARED_DATA])
 def select(
     llm: LlmOpt,
     gguf_file: GgufOpt = S("gguf_file"),
-    task: TaskOpt = S("task"),
-    train_file: TrainFileOpt = S("train_file"),
     validation_file: ValidationFileOpt = S("validation_file"),
-    text_column: TextOpt = S("text_column"),
-    text_pair_column: PairOpt = S("text_pair_column"),
-    label_column: LabelOpt = S("label_column"),
     samples: Annotated[int, typer.Option("--samples", help="Seeded random samples of the validation data.")] = S("samples"),
     score: Annotated[str, typer.Option("--score", help="ilm (the PIFI-ILM fork's, 555ad63), probe (held-out k-fold logistic accuracy), both (ranked by probe) or fit (train L_in, L_out and the head through each layer on cached SLM states).")] = S("score"),
     pooling: Annotated[str, typer.Option("--pooling", help="mean (over real tokens) or last (last real token).")] = S("pooling"),
@@ -52,8 +50,6 @@ def select(
     slm: Annotated[str, typer.Option("--slm", help="fit: the small LM that encodes the data (pretrained).")] = S("slm"),
     slm_run: Annotated[Optional[str], typer.Option("--slm-run", help="fit: encode with the fine-tuned SLM of this pifi train run (e.g. the base run of a sweep) instead.")] = S("slm_run"),
     plug: Annotated[str, typer.Option("--plug", help="fit: cls (the pooled vector crosses the layer) or sequence (every token: cost grows with length).")] = S("plug"),
-    max_train_samples: Annotated[Optional[int], typer.Option("--max-train-samples", help="fit: training examples (as pifi train).")] = S("max_train_samples"),
-    max_eval_samples: Annotated[Optional[int], typer.Option("--max-eval-samples", help="fit: validation examples scored (as pifi train).")] = S("max_eval_samples"),
     fit_epochs: Annotated[int, typer.Option("--fit-epochs", help="fit: epochs per layer.")] = S("fit_epochs"),
     fit_lr: Annotated[float, typer.Option("--fit-lr", help="fit: Adam learning rate of L_in, L_out and the head.")] = S("fit_lr"),
     fit_seeds: Annotated[int, typer.Option("--fit-seeds", help="fit: seeds per layer (scores averaged).")] = S("fit_seeds"),
@@ -64,13 +60,14 @@ def select(
     token: TokenOpt = None,
     cache_dir: CacheDirOpt = None,
     quiet: QuietOpt = False,
+    **shared: Any,
 ) -> None:
     """Rank every layer of an LLM for a task without loading the model: one layer in memory at a time."""
     from transformers.utils import logging as hf_logging
 
     from pifi_train.select.selection import plot_scores, run_select, train_command
 
-    options = dict(locals())
+    options = {**{k: v for k, v in locals().items() if k != "shared"}, **shared}
     hf_logging.disable_progress_bar()
     config = dataclass_from_options(SelectConfig, options, cache_dir=str(cache_dir) if cache_dir else None)
     _check_outputs((config.output, "-o"), (plot, "--plot"))  # before any layer is read

@@ -291,3 +291,17 @@ def test_missing_scikit_learn_names_the_extra(monkeypatch):
     with pytest.raises(MissingExtraError) as err:
         sklearn()
     assert "pip install 'pifi[select]'" in err.value.one_line()
+
+
+def test_select_shares_its_data_options_with_train():
+    """--task, --train-file, the columns and the sample caps mean in `pifi select` what they mean in `pifi train`:
+    the same flags, defaults and help, built from pifi_train/options.py (issue 19)."""
+    from typer.main import get_command
+
+    from pifi_cli.select_cmds import SHARED_DATA
+
+    commands = get_command(cli.app).commands
+    params = {name: {p.name: p for p in commands[name].params} for name in ("select", "train")}
+    for name in SHARED_DATA:
+        mine, theirs = params["select"][name], params["train"][name]
+        assert (mine.opts, mine.default, mine.help) == (theirs.opts, theirs.default, theirs.help), name
