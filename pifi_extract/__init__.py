@@ -3,9 +3,9 @@ small, self-describing safetensors artifact."""
 
 from __future__ import annotations
 
-from .artifact import ArtifactInfo, load_artifact_tensors, read_artifact, verify_artifact  # noqa: E402
-from .errors import PifiError  # noqa: E402
-from .extract import (  # noqa: E402
+from .artifact import ArtifactInfo, load_artifact_tensors, read_artifact, verify_artifact
+from .errors import PifiError
+from .extract import (
     ExtractResult,
     extract_layer,
     extract_layers,
@@ -30,7 +30,6 @@ __all__ = [
     "write_artifact",
     "write_artifacts",
 ]
-
 
 
 def __getattr__(name: str) -> str:
