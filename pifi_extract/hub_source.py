@@ -110,7 +110,7 @@ class HubSource:
         """(size, ETag) of ``path`` from a ranged GET of its first byte (the total in ``Content-Range``)."""
         headers = {**build_hf_headers(token=self.token), "Range": "bytes=0-0", "Accept-Encoding": "identity"}
         with hub_errors(self.name, self.revision, path):
-            resp = get_session().get(self._url(path), headers=headers)
+            resp = get_session().get(self._url(path), headers=headers, timeout=read_timeout())
             hf_raise_for_status(resp)
         total = resp.headers.get("Content-Range", "").rpartition("/")[2]
         if resp.status_code != 206 or not total.isdigit():

@@ -10,7 +10,6 @@ in millions. The configurations are the rows of ``numbers.csv`` for the table. T
 from __future__ import annotations
 
 import re
-from typing import Callable
 
 from .grid import Table
 from .names import MODELS
@@ -38,16 +37,14 @@ def _values(count) -> dict[str, float]:  # type: ignore[no-untyped-def]
     return {"gflops": count.paper_macs / 1e9, "memory_gb": count.peak_bytes / 1e9, **millions}
 
 
-def render_cost_table(table: Table, progress: Callable[[str], None] | None = None) -> Rendering:
+def render_cost_table(table: Table) -> Rendering:
     """Count every configuration of Table 16 or 20 and lay the counts beside the paper's numbers."""
     from ..cost import measure, target_from_config
     from ..cost_spec import CostOptions
 
     lines: list[Line] = []
     configurations = cost_configurations(table)
-    for i, (slm, row, llm) in enumerate(configurations, 1):
-        if progress is not None:
-            progress(f"{table.name}: {slm} {row} ({i}/{len(configurations)})")
+    for slm, row, llm in configurations:
         model = MODELS[slm]
         target = target_from_config(model.hub_id, llm=MODELS[llm].hub_id if llm else None,
                                     task_type=_KIND_FAMILY[model.kind])

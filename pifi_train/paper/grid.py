@@ -29,8 +29,7 @@ class Arm:
 
     ``label`` is the paper's row label (``"{slm}"`` stands for the SLM's name); ``layers`` are pifi layer
     indices of ``llm`` (0-based; negative from the end); ``versus`` is the label of the arm that Δ and the
-    p-value compare it with (None: no comparison); ``planned`` names the feature it needs when pifi does
-    not have it yet (shown as "needs ... (in progress)").
+    p-value compare it with (None: no comparison).
     """
 
     label: str
@@ -40,7 +39,6 @@ class Arm:
     options: Mapping[str, Any] = field(default_factory=dict)
     slm: str | None = None  # an SLM of its own (Table 6's BERT-large) instead of the table's
     versus: str | None = None
-    planned: str | None = None
 
     def row(self, slm: str) -> str:
         return self.label.replace("{slm}", slm)
@@ -61,7 +59,6 @@ class Table:
     cross_test: bool = False  # Table 3: each training set is also tested on the others
     average: bool = False  # Table 1's Average column
     needs: tuple[str, ...] = ()  # what pifi lacks for it, one line each (no run can stand in)
-    partly: tuple[str, ...] = ()  # columns pifi cannot fill yet (the rest runs)
     commands: tuple[str, ...] = ()  # a table that is no training grid: the commands that make it
     note: str = ""
 
@@ -117,7 +114,6 @@ class Run:
     arm: Arm
     config: TrainConfig  # layer_artifact: the layers' cache references (replaced by files when it runs)
     layers: tuple[LayerNeed, ...]
-    planned_options: dict[str, Any] = field(default_factory=dict)  # options this pifi does not have yet
 
     @property
     def dir(self) -> Path:
@@ -186,10 +182,7 @@ def _run(table: Table, slm_name: str, the_task: Task, arm: Arm, scale: Scale, st
     values.update(scale.family_options.get(family, {}))
     folder = SLM_FOLDER_NONE if arm.method == "llm" else slug(slm.name)
     values["output_dir"] = str(out / folder / the_task.task / arm_folder(arm, table))
-    known = {f.name for f in option_fields()}
-    config = TrainConfig(**{k: v for k, v in values.items() if k in known})
-    planned = {k: v for k, v in values.items() if k not in known}  # an option other work is adding
-    return Run(table.key, slm_name, the_task, arm, config, tuple(layers), planned)
+    return Run(table.key, slm_name, the_task, arm, TrainConfig(**values), tuple(layers))
 
 
 def _data(the_task: Task, stand_ins: StandIns) -> dict[str, Any]:

@@ -38,13 +38,12 @@ class Model:
 
 @dataclass(frozen=True)
 class Task:
-    """A data set as the paper's column names it, and the pifi task that loads it (None: pifi has none yet)."""
+    """A data set as the paper's column names it, and the pifi task that loads it."""
 
     label: str  # the paper's column ("SST-2", "Tweet (Sentiment)")
     task: str  # the pifi task name (``--task``); also the run folder's name
     kind: str  # classification | pair | qa | generation
     options: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig fields the paper's protocol needs
-    planned: str | None = None  # who is adding it, when pifi has no such task yet
 
 
 MODELS: dict[str, Model] = {m.name: m for m in [

@@ -78,19 +78,17 @@ class Status:
 
 
 def status(table: Table, runs: Sequence[Run]) -> Status:
-    """What the table needs that this pifi lacks: its static needs, planned options and tasks, and any
-    option value a family refuses (checked by the family's own validation, so a feature that lands is seen)."""
+    """What the table needs that this pifi lacks: its static needs, tasks pifi does not load, and any option
+    value a family refuses (checked by the family's own validation)."""
     missing = list(table.needs)
     for run in runs:
-        if run.planned_options:
-            missing.append(run.arm.planned or f"options {', '.join(run.planned_options)}")
-        elif run.config.task and run.config.task not in TASK_FAMILIES:
-            missing.append(f"`--task {run.task.task}` ({run.task.planned or 'no such pifi task'})")
+        if run.config.task and run.config.task not in TASK_FAMILIES:
+            missing.append(f"`--task {run.task.task}` (no such pifi task)")
         else:
             try:
                 family_for(run.config).validate(run.config)
             except ConfigError as err:
-                missing.append(run.arm.planned or err.message)
+                missing.append(err.message)
     partly = []
     for metric in table.metrics:
         for label in dict.fromkeys(t for t in table.tasks):
@@ -99,7 +97,7 @@ def status(table: Table, runs: Sequence[Run]) -> Status:
             if keys and not any(k in {m.key for m in family.metrics.all} for k in keys):
                 partly.append(f"{METRICS[metric].label}")
     if partly:
-        partly = list(table.partly) or [f"columns {', '.join(dict.fromkeys(partly))}"]
+        partly = [f"columns {', '.join(dict.fromkeys(partly))}"]
     return Status(tuple(dict.fromkeys(missing)), tuple(partly))
 
 
@@ -126,8 +124,7 @@ def commands(table: Table, runs: Sequence[Run], output_dir: str | Path) -> list[
         if run.dir in seen:
             continue
         seen.add(run.dir)
-        planned = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in run.planned_options.items())
-        command = reproduce_command(run.config.to_dict(), _layer_dicts(run)) + (f" {planned}" if planned else "")
+        command = reproduce_command(run.config.to_dict(), _layer_dicts(run))
         lines.append(f"{command} --output-dir {run.dir}  # {run.row}, {run.task.label}")
     lines.append(f"pifi paper {table.key} --report --output-dir {output_dir}")
     return lines
@@ -152,12 +149,9 @@ def run_grid(table: Table, runs: Sequence[Run], *, launcher: str = "serial", wor
              progress: StepCallback | None = None, train_progress: Any = None) -> GridOutcome:
     """Extract what the grid needs, then run every seed not finished yet (finished ones are skipped; interrupted
     ones continue from their last epoch)."""
-    state = status(table, runs)
     if table.key in COST_TABLES:
         return GridOutcome([])  # nothing to train: render() counts the configurations
-    if not runs and table.commands:
-        raise ConfigError(f"{table.name} trains nothing: {table.commands[0].split()[1]!r} computes it",
-                          f"run the commands `pifi paper {table.key}` prints")
+    state = status(table, runs)
     if not state.runnable:
         raise ConfigError(f"{table.name} needs {state.missing[0]}" + (f" (and {len(state.missing) - 1} more)"
                                                                        if len(state.missing) > 1 else ""),
@@ -207,9 +201,6 @@ def describe(table: Table, runs: Sequence[Run], state: Status) -> list[str]:
         lines += [f"  needs {need}" for need in state.missing]
     elif table.key in COST_TABLES:
         lines.append(f"  no training: `pifi paper {table.key} --run` counts it with `pifi cost` (nothing downloaded)")
-    elif not runs and table.commands:
-        lines.append(f"  no training: `{' '.join(table.commands[0].split()[:2])}` computes it (`pifi paper {table.key}` "
-                     "prints the commands)")
     else:
         lines.append("  pifi runs it" + (f"; not yet: {'; '.join(state.partly)}" if state.partly else ""))
     return lines

@@ -27,7 +27,7 @@ import torch
 from pifi_extract.errors import ConfigError
 
 from .config import SelectConfig, parse_layers, parse_pairs
-from .fit import EncodedSplit, FitOptions, FitScore, encode, fit_layer
+from .fit import FitOptions, FitScore, encode, fit_layer
 from .pairs import pair_name, plan_pairs, total_pairs
 
 StepCallback = Callable[[int, int, str], None]
